@@ -1,0 +1,1 @@
+"""The ``sessionkeeper`` command line."""

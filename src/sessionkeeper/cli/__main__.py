@@ -1,0 +1,5 @@
+"""``python -m sessionkeeper.cli`` (what tests use to start real server processes)."""
+
+from sessionkeeper.cli.main import main
+
+main()

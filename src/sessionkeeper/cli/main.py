@@ -1,0 +1,180 @@
+"""Entry point: ``sessionkeeper serve | users | keys | migrate``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sessionkeeper import __version__
+from sessionkeeper.cli import keys, users
+from sessionkeeper.cli.options import Database, SigningAlg
+from sessionkeeper.errors import ConfigError, StoreUnavailableError
+
+app = typer.Typer(
+    name="sessionkeeper",
+    help="Sessions that stay alive: a Supabase-Auth-compatible auth server and its tools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(users.app, name="users")
+app.add_typer(keys.app, name="keys")
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sessionkeeper {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on [env SESSIONKEEPER_HOST] (default 127.0.0.1)"),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port [env SESSIONKEEPER_PORT] (default 9999; 0 picks a free one)"),
+    ] = None,
+    database: Database = None,
+    issuer: Annotated[
+        str | None,
+        typer.Option(
+            help="iss claim [env SESSIONKEEPER_ISSUER] (default http://HOST:PORT/auth/v1)"
+        ),
+    ] = None,
+    jwt_exp: Annotated[
+        int | None,
+        typer.Option(
+            "--jwt-exp",
+            help="Access-token life in seconds [env SESSIONKEEPER_JWT_EXP] (default 3600)",
+        ),
+    ] = None,
+    reuse_interval: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a rotated refresh token may still be used [env SESSIONKEEPER_REUSE_INTERVAL] (default 10)"
+        ),
+    ] = None,
+    rotation: Annotated[
+        bool | None,
+        typer.Option(
+            "--rotation/--no-rotation",
+            help="Rotate refresh tokens on use [env SESSIONKEEPER_ROTATION] (default on)",
+        ),
+    ] = None,
+    session_timebox: Annotated[
+        str | None,
+        typer.Option(
+            help="Absolute session life, e.g. 24h; off by default [env SESSIONKEEPER_SESSION_TIMEBOX]"
+        ),
+    ] = None,
+    session_inactivity_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="End sessions idle this long, e.g. 8h; off by default [env SESSIONKEEPER_SESSION_INACTIVITY_TIMEOUT]"
+        ),
+    ] = None,
+    signing_alg: SigningAlg = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="Allowed browser origin; repeatable [env SESSIONKEEPER_CORS_ORIGINS, comma-separated]",
+        ),
+    ] = None,
+    disable_signup: Annotated[
+        bool | None,
+        typer.Option(
+            "--disable-signup/--enable-signup",
+            help="Refuse /signup [env SESSIONKEEPER_DISABLE_SIGNUP]",
+        ),
+    ] = None,
+    rate_limit_window: Annotated[
+        float | None,
+        typer.Option(
+            help="Rate-limit window in seconds [env SESSIONKEEPER_RATE_LIMIT_WINDOW] (default 300)"
+        ),
+    ] = None,
+    rate_limit_password_per_ip: Annotated[
+        int | None,
+        typer.Option(
+            help="Password grants per IP per window; 0 = off [env SESSIONKEEPER_RATE_LIMIT_PASSWORD_PER_IP] (default 30)"
+        ),
+    ] = None,
+    rate_limit_password_per_email: Annotated[
+        int | None,
+        typer.Option(
+            help="Password grants per email per window; 0 = off [env SESSIONKEEPER_RATE_LIMIT_PASSWORD_PER_EMAIL] (default 10)"
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error [env SESSIONKEEPER_LOG_LEVEL]")
+    ] = None,
+    log_json: Annotated[
+        bool | None,
+        typer.Option("--log-json/--log-text", help="JSON log lines [env SESSIONKEEPER_LOG_JSON]"),
+    ] = None,
+) -> None:
+    """Serve the auth API under /auth/v1 (Supabase clients: url=http://HOST:PORT/auth/v1)."""
+    from sessionkeeper.cli.serving import run
+
+    run(
+        host=host,
+        port=port,
+        database=database,
+        issuer=issuer,
+        jwt_exp=jwt_exp,
+        reuse_interval=reuse_interval,
+        rotation=rotation,
+        session_timebox=session_timebox,
+        session_inactivity_timeout=session_inactivity_timeout,
+        signing_alg=signing_alg,
+        cors_origins=cors_origin or None,
+        disable_signup=disable_signup,
+        rate_limit_window=rate_limit_window,
+        rate_limit_password_per_ip=rate_limit_password_per_ip,
+        rate_limit_password_per_email=rate_limit_password_per_email,
+        log_level=log_level,
+        log_json=log_json,
+    )
+
+
+@app.command()
+def migrate(database: Database = None) -> None:
+    """Apply pending schema migrations and exit."""
+    from sessionkeeper import settings
+    from sessionkeeper.store import open_store
+
+    config = settings.load(database=database)
+    store = open_store(config.store.database)
+    applied = store.migrate()
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except StoreUnavailableError as exc:
+        err.print(f"[bold red]error:[/] the store is unavailable: {exc}", highlight=False)
+        sys.exit(3)

@@ -1,0 +1,51 @@
+"""``sessionkeeper serve``: validate settings, open and migrate the store, run uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import uvicorn
+
+from sessionkeeper import logs, settings
+from sessionkeeper.server.app import build_context, create_app
+from sessionkeeper.store import open_store
+
+log = logging.getLogger("sessionkeeper.server")
+
+
+def run(**flags: Any) -> None:
+    config = settings.load(**flags)
+    logs.configure(config.server.log_level, json_lines=config.server.log_json)
+    sock = socket.socket(socket.AF_INET6 if ":" in config.server.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.server.host, config.server.port))
+    port = sock.getsockname()[1]
+    if config.server.port == 0:
+        # The issuer defaults to the URL we listen on: fix it to the port actually bound.
+        config = settings.load(**{**flags, "port": port})
+    store = open_store(config.store.database)
+    ctx = build_context(config, store)
+    app = create_app(config, ctx)
+    log.info(
+        "listening",
+        extra={
+            "event": "listening",
+            "url": f"http://{config.server.host}:{port}/auth/v1",
+            "issuer": ctx.issuer,
+            "store": store.url_for_display,
+            "signing_alg": config.tokens.signing_alg,
+            "kid": ctx.keyring.current().active.kid,
+        },
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=config.server.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            proxy_headers=True,
+        )
+    )
+    server.run(sockets=[sock])

@@ -1,0 +1,48 @@
+"""``sessionkeeper users create EMAIL``: add a user from the command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from sessionkeeper.cli.options import Database
+from sessionkeeper.errors import AuthError
+
+app = typer.Typer(help="Manage users.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    email: str,
+    database: Database = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the password from standard input instead of a prompt."
+        ),
+    ] = False,
+) -> None:
+    """Create a confirmed user. The password comes from a prompt, or stdin with --password-stdin."""
+    from sessionkeeper import settings
+    from sessionkeeper.server.app import build_context
+    from sessionkeeper.service.context import IssuedSession
+    from sessionkeeper.service.signup import signup
+    from sessionkeeper.store import open_store
+
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    config = settings.load(database=database)
+    ctx = build_context(config, open_store(config.store.database))
+    ctx.autoconfirm = True
+    ctx.disable_signup = False
+    try:
+        result = signup(ctx, email=email, password=password)
+    except AuthError as exc:
+        typer.echo(f"error: {exc.message} ({exc.code})", err=True)
+        raise typer.Exit(1) from None
+    user = result.user if isinstance(result, IssuedSession) else result[0]
+    typer.echo(f"created user {user.email} ({user.id})")

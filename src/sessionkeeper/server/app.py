@@ -1,0 +1,176 @@
+"""Application assembly: the mountable auth app and the server app that mounts it at /auth/v1."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from sessionkeeper.clock import Clock, SystemClock
+from sessionkeeper.core.passwords import Passwords
+from sessionkeeper.core.ratelimit import RateLimiter
+from sessionkeeper.core.sessions import SessionPolicy
+from sessionkeeper.errors import AuthError, StoreUnavailableError
+from sessionkeeper.server.endpoints.meta import get_health, get_jwks, get_settings
+from sessionkeeper.server.endpoints.signup import post_signup
+from sessionkeeper.server.endpoints.token import post_token
+from sessionkeeper.server.endpoints.user import get_user_endpoint, post_logout, put_user_endpoint
+from sessionkeeper.server.http import error_response
+from sessionkeeper.server.limits import BodyLimitMiddleware
+from sessionkeeper.server.state import ServerState
+from sessionkeeper.service.context import AuthContext
+from sessionkeeper.service.keyring import KeyRing
+from sessionkeeper.settings import Config
+from sessionkeeper.store import Store
+
+log = logging.getLogger("sessionkeeper.server")
+
+CORS_ALLOW_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-Client-Info",
+    "X-JWT-AUD",
+    "X-Supabase-Api-Version",
+    "apikey",
+]
+
+
+async def _auth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    return error_response(request, exc)
+
+
+async def _store_down(request: Request, exc: Exception) -> Response:
+    log.error(
+        "store unavailable",
+        extra={"event": "store_unavailable", "path": request.url.path, "error": str(exc)[:300]},
+    )
+    return error_response(request, AuthError("service_unavailable", headers={"Retry-After": "1"}))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "validation_failed")
+    return error_response(request, AuthError(code))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected failure", extra={"event": "unexpected", "path": request.url.path})
+    return error_response(request, AuthError("unexpected_failure"))
+
+
+def create_auth_app(
+    ctx: AuthContext,
+    *,
+    cors_origins: Sequence[str] = (),
+    rate_window: float = 300.0,
+    password_per_ip: int = 30,
+    password_per_email: int = 10,
+) -> Starlette:
+    """The auth API with routes at its root, ready to mount at ``/auth/v1``."""
+    routes = [
+        Route("/signup", post_signup, methods=["POST"]),
+        Route("/token", post_token, methods=["POST"]),
+        Route("/logout", post_logout, methods=["POST"]),
+        Route("/user", get_user_endpoint, methods=["GET"]),
+        Route("/user", put_user_endpoint, methods=["PUT"]),
+        Route("/settings", get_settings, methods=["GET"]),
+        Route("/health", get_health, methods=["GET"]),
+        Route("/.well-known/jwks.json", get_jwks, methods=["GET"]),
+    ]
+    middleware = [Middleware(BodyLimitMiddleware)]
+    if cors_origins:
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                allow_headers=CORS_ALLOW_HEADERS,
+                expose_headers=["X-Supabase-Api-Version", "x-sb-error-code"],
+                max_age=600,
+            ),
+        )
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            AuthError: _auth_error,
+            StoreUnavailableError: _store_down,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.sessionkeeper = ServerState(
+        ctx=ctx,
+        password_limit_ip=RateLimiter(password_per_ip, rate_window, ctx.clock),
+        password_limit_email=RateLimiter(password_per_email, rate_window, ctx.clock),
+        log=log,
+    )
+    return app
+
+
+def build_context(
+    config: Config, store: Store, *, clock: Clock | None = None, passwords: Passwords | None = None
+) -> AuthContext:
+    """Wire settings, store and keys into the service context. Migrates and ensures a key."""
+    clock = clock or SystemClock()
+    store.migrate()
+    secret = config.tokens.jwt_secret
+    keyring = KeyRing(
+        store,
+        alg=config.tokens.signing_alg,
+        hmac_secret=secret.get_secret_value().encode() if secret else None,
+        reload_interval=config.tokens.key_reload_interval,
+        clock=clock,
+    )
+    keyring.ensure_active()
+    keyring.current()  # fail at start-up, not on the first request, if keys cannot load
+    return AuthContext(
+        store=store,
+        keyring=keyring,
+        issuer=config.issuer(),
+        jwt_exp=config.tokens.jwt_exp,
+        policy=SessionPolicy(
+            rotation=config.sessions.rotation,
+            reuse_interval=config.sessions.reuse_interval,
+            timebox=config.sessions.session_timebox,
+            inactivity_timeout=config.sessions.session_inactivity_timeout,
+        ),
+        passwords=passwords or Passwords(),
+        clock=clock,
+        disable_signup=config.signup.disable_signup,
+        autoconfirm=config.signup.autoconfirm,
+        password_min_length=config.signup.password_min_length,
+    )
+
+
+def create_app(config: Config, ctx: AuthContext) -> Starlette:
+    """The server: the auth API under ``/auth/v1`` (where the official clients look for it)."""
+    auth = create_auth_app(
+        ctx,
+        cors_origins=config.server.cors_origins,
+        rate_window=config.rate_limits.rate_limit_window,
+        password_per_ip=config.rate_limits.rate_limit_password_per_ip,
+        password_per_email=config.rate_limits.rate_limit_password_per_email,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        ctx.store.close()
+
+    app = Starlette(
+        routes=[Mount("/auth/v1", app=auth)],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
+    return app

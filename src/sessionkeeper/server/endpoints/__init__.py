@@ -1,0 +1,1 @@
+"""One module per endpoint group; each parses, calls the service in a worker thread, renders."""

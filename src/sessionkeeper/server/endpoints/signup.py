@@ -1,0 +1,31 @@
+"""POST /signup."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sessionkeeper.server.http import client_ip, json_response, read_json
+from sessionkeeper.server.serialize import session_json, user_json
+from sessionkeeper.server.state import server_state
+from sessionkeeper.service.context import IssuedSession
+from sessionkeeper.service.signup import signup
+
+
+async def post_signup(request: Request) -> Response:
+    state = server_state(request)
+    body = await read_json(request)
+    result = await run_in_threadpool(
+        signup,
+        state.ctx,
+        email=body.get("email"),
+        password=body.get("password"),
+        data=body.get("data"),
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    if isinstance(result, IssuedSession):
+        return json_response(request, session_json(result))
+    user, identities = result
+    return json_response(request, user_json(user, identities))

@@ -1,0 +1,176 @@
+"""POST /token: the password grant and the refresh-token grant (rotation rules 1-5)."""
+
+from __future__ import annotations
+
+import logging
+
+from sessionkeeper.core import refresh_tokens, validation
+from sessionkeeper.core.sessions import Action, decide_refresh
+from sessionkeeper.errors import AuthError
+from sessionkeeper.logs import fingerprint
+from sessionkeeper.service.context import (
+    AuthContext,
+    IssuedSession,
+    issue_session,
+    mint_refresh_token,
+    new_id,
+)
+from sessionkeeper.store.base import Transaction
+from sessionkeeper.store.records import RefreshTokenRecord, SessionRecord, UserRecord
+
+log = logging.getLogger("sessionkeeper.auth")
+
+
+def start_session(
+    ctx: AuthContext,
+    tx: Transaction,
+    user: UserRecord,
+    *,
+    now: float,
+    ip: str | None,
+    user_agent: str | None,
+) -> IssuedSession:
+    """A new session with its first refresh token. Every sign-in makes a new one (no fixation)."""
+    session = SessionRecord(
+        id=new_id(),
+        user_id=user.id,
+        created_at=now,
+        updated_at=now,
+        aal="aal1",
+        amr=[{"method": "password", "timestamp": int(now)}],
+        refreshed_at=now,
+        ip=ip,
+        user_agent=(user_agent or "")[:512] or None,
+    )
+    tx.insert_session(session)
+    token, _ = mint_refresh_token(tx, session, now=now)
+    user.last_sign_in_at = now
+    user.updated_at = now
+    tx.update_user(user)
+    identities = tx.identities_of(user.id)
+    log.info(
+        "session started",
+        extra={"event": "session_started", "user_id": user.id, "session_id": session.id},
+    )
+    return issue_session(
+        ctx, user=user, identities=identities, session=session, refresh_token=token, now=now
+    )
+
+
+def password_grant(
+    ctx: AuthContext,
+    *,
+    email: object,
+    password: object,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> IssuedSession:
+    address = validation.normalize_email(email)
+    secret = validation.require_password(password)
+    with ctx.store.transaction(write=False) as tx:
+        user = tx.user_by_email(address)
+    # argon2 runs outside any transaction: a slow hash must not hold the write lock.
+    ok = (
+        ctx.passwords.check(user.password_hash, secret)
+        if user
+        else ctx.passwords.check_unknown(secret)
+    )
+    if user is None or not ok:
+        log.info(
+            "password grant refused",
+            extra={"event": "invalid_credentials", "email_fp": fingerprint(address)},
+        )
+        raise AuthError("invalid_credentials")
+    now = ctx.clock.now()
+    with ctx.store.transaction() as tx:
+        fresh = tx.user_by_id(user.id)
+        if fresh is None or fresh.password_hash != user.password_hash:
+            # Deleted, or the password changed while we were hashing: the check no longer holds.
+            raise AuthError("invalid_credentials")
+        if ctx.passwords.needs_rehash(fresh.password_hash):
+            fresh.password_hash = ctx.passwords.hash(secret)
+        return start_session(ctx, tx, fresh, now=now, ip=ip, user_agent=user_agent)
+
+
+def refresh_grant(ctx: AuthContext, *, refresh_token: object) -> IssuedSession:
+    """Apply the rotation rules atomically and return the session's (new or current) token."""
+    if refresh_token is None or refresh_token == "":
+        raise AuthError("validation_failed", "refresh_token required")
+    if not isinstance(refresh_token, str) or not refresh_tokens.is_well_formed(refresh_token):
+        raise AuthError("validation_failed", "refresh_token is malformed")
+    fp = fingerprint(refresh_token)
+
+    with ctx.store.transaction() as tx:
+        now = ctx.clock.now()
+        token = tx.refresh_token_by_hash(refresh_tokens.hash_token(refresh_token))
+        session = tx.session_by_id(token.session_id) if token else None
+        newest = tx.newest_live_token(session.id) if session else None
+        decision = decide_refresh(token, session, newest, now=now, policy=ctx.policy)
+        extra = {
+            "event": "refresh",
+            "decision": decision.action.value,
+            "detail": decision.detail,
+            "token_fp": fp,
+            "session_id": session.id if session else None,
+        }
+        if decision.action in _REFUSALS:
+            log.info("refresh refused", extra=extra)
+            raise AuthError(_REFUSALS[decision.action])
+        assert token is not None
+        assert session is not None
+        if decision.action is Action.REVOKE_FAMILY:
+            session.family_revoked_at = session.updated_at = now
+            tx.update_session(session)
+            revoked = tx.revoke_session_tokens(session.id, now)
+            log.warning(
+                "refresh token replayed; family revoked", extra={**extra, "tokens_revoked": revoked}
+            )
+            granted = None  # the revocation commits; the refusal is raised after the block
+        else:
+            issued_token = _next_token(
+                tx, decision.action, token, newest, session, refresh_token, now
+            )
+            session.refreshed_at = session.updated_at = now
+            tx.update_session(session)
+            user = tx.user_by_id(session.user_id)
+            if user is None:
+                raise AuthError("refresh_token_not_found")
+            granted = (issued_token, user, tx.identities_of(user.id))
+            log.info("refresh granted", extra=extra)
+    if granted is None:
+        raise AuthError("refresh_token_already_used")
+    issued_token, user, identities = granted
+    return issue_session(
+        ctx, user=user, identities=identities, session=session, refresh_token=issued_token, now=now
+    )
+
+
+_REFUSALS = {
+    Action.NOT_FOUND: "refresh_token_not_found",
+    Action.SESSION_EXPIRED: "session_expired",
+    Action.FAMILY_REVOKED: "refresh_token_already_used",
+}
+
+
+def _next_token(
+    tx: Transaction,
+    action: Action,
+    token: RefreshTokenRecord,
+    newest: RefreshTokenRecord | None,
+    session: SessionRecord,
+    presented: str,
+    now: float,
+) -> str:
+    """The refresh token to hand back for a granting decision (KEEP, RETURN_CURRENT, ROTATE, REUSE)."""
+    if action is Action.KEEP:
+        return presented
+    if action is Action.RETURN_CURRENT:
+        assert newest is not None
+        assert newest.sealed is not None
+        current = refresh_tokens.unseal(newest.sealed, parent_token=presented, child_id=newest.id)
+        if current is None:  # only if the row was tampered with: refuse rather than guess
+            raise AuthError("refresh_token_not_found")
+        return current
+    tx.revoke_token(token.id, now)  # ROTATE, or REUSE (already revoked: a no-op)
+    child, _ = mint_refresh_token(tx, session, now=now, parent=token, parent_token=presented)
+    return child

@@ -1,0 +1,186 @@
+"""Settings: one typed model per concern, loaded from ``SESSIONKEEPER_*`` variables and CLI flags.
+
+Each model validates at start-up; :func:`load` turns a validation failure into a ``ConfigError``
+whose message names both the flag and the environment variable, so a bad deployment stops with a
+sentence an operator can act on instead of starting in a half-working state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sessionkeeper.core.keys import MIN_HMAC_SECRET_BYTES
+from sessionkeeper.errors import ConfigError
+
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from ``3600``, ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"``; ``None``/``""``/``0``/``"off"`` → off."""
+    if value is None or isinstance(value, bool):
+        if value is None:
+            return None
+        raise ValueError("expected a duration such as 3600, 90s, 15m, 24h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        if value.strip().lower() in ("", "off", "none", "0"):
+            return None
+        match = _DURATION_RE.fullmatch(value)
+        if match is None:
+            raise ValueError(
+                f"expected a duration such as 3600, 90s, 15m, 24h or 7d, got {value!r}"
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError("expected a duration such as 3600, 90s, 15m, 24h or 7d")
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    return seconds or None
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SESSIONKEEPER_", extra="ignore")
+
+
+class ServerSettings(_Base):
+    host: str = "127.0.0.1"
+    port: int = Field(9999, ge=0, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = False
+
+    _split = field_validator("cors_origins", mode="before")(lambda v: _split_list(v))
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
+
+class StoreSettings(_Base):
+    database: str = "sqlite:///./sessionkeeper.db"
+
+
+class TokenSettings(_Base):
+    issuer: str | None = None
+    jwt_exp: int = Field(3600, ge=1, le=7 * 86400)
+    signing_alg: Literal["ES256", "RS256", "HS256"] = "ES256"
+    jwt_secret: SecretStr | None = None
+    key_reload_interval: float = Field(30.0, gt=0)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://\S+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _secret(self) -> TokenSettings:
+        if self.signing_alg == "HS256":
+            if self.jwt_secret is None:
+                raise ValueError("jwt_secret: HS256 needs SESSIONKEEPER_JWT_SECRET to be set")
+            if len(self.jwt_secret.get_secret_value().encode()) < MIN_HMAC_SECRET_BYTES:
+                raise ValueError(f"jwt_secret: must be at least {MIN_HMAC_SECRET_BYTES} bytes")
+        return self
+
+
+class SessionSettings(_Base):
+    rotation: bool = True
+    reuse_interval: float = Field(10.0, ge=0, le=3600)
+    session_timebox: float | None = None
+    session_inactivity_timeout: float | None = None
+
+    _durations = field_validator("session_timebox", "session_inactivity_timeout", mode="before")(
+        lambda v: parse_duration(v)
+    )
+
+
+class SignupSettings(_Base):
+    disable_signup: bool = False
+    autoconfirm: bool = True
+    password_min_length: int = Field(6, ge=1, le=256)
+
+
+class RateLimitSettings(_Base):
+    """Password-grant limits. 0 turns a limit off."""
+
+    rate_limit_window: float = Field(300.0, gt=0)
+    rate_limit_password_per_ip: int = Field(30, ge=0)
+    rate_limit_password_per_email: int = Field(10, ge=0)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings
+    store: StoreSettings
+    tokens: TokenSettings
+    sessions: SessionSettings
+    signup: SignupSettings
+    rate_limits: RateLimitSettings
+
+    def issuer(self) -> str:
+        """The configured issuer, or the URL the server is reachable at (``.../auth/v1``)."""
+        if self.tokens.issuer:
+            return self.tokens.issuer
+        host = self.server.host if self.server.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+        return f"http://{host}:{self.server.port}/auth/v1"
+
+
+M = TypeVar("M", bound=_Base)
+
+# Settings whose CLI flag is not simply --field-name.
+FLAG_NAMES = {
+    "cors_origins": "--cors-origin",
+    "rotation": "--rotation/--no-rotation",
+    "disable_signup": "--disable-signup",
+}
+
+
+def describe(field: str) -> str:
+    flag = FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+    return f"{flag} / SESSIONKEEPER_{field.upper()}"
+
+
+def _build(model: type[M], overrides: dict[str, Any]) -> M:
+    mine = {k: v for k, v in overrides.items() if k in model.model_fields and v is not None}
+    try:
+        return model(**mine)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(part) for part in err["loc"]]
+            message = err["msg"].removeprefix("Value error, ")
+            field = loc[0] if loc else message.split(":", 1)[0]
+            if not loc and ":" in message:
+                message = message.split(":", 1)[1].strip()
+            problems.append(f"{describe(field)}: {message}")
+        raise ConfigError("invalid setting " + "; ".join(problems)) from None
+
+
+def load(**overrides: Any) -> Config:
+    """Build every concern's settings; CLI values (``overrides``) win over the environment."""
+    return Config(
+        server=_build(ServerSettings, overrides),
+        store=_build(StoreSettings, overrides),
+        tokens=_build(TokenSettings, overrides),
+        sessions=_build(SessionSettings, overrides),
+        signup=_build(SignupSettings, overrides),
+        rate_limits=_build(RateLimitSettings, overrides),
+    )

@@ -1,0 +1,80 @@
+"""The store protocol.
+
+All writes that must be atomic (a grant, a rotation, a logout) happen inside one
+``store.transaction()``; backends serialise conflicting transactions (SQLite ``BEGIN IMMEDIATE``,
+PostgreSQL row locks). Backends raise ``StoreUnavailableError`` for any failure to reach or use
+the database, which the server answers with 503 — never with a 4xx that would log users out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from sessionkeeper.store.records import (
+    IdentityRecord,
+    RefreshTokenRecord,
+    SessionRecord,
+    StoredKey,
+    UserRecord,
+)
+
+
+class DuplicateError(Exception):
+    """A unique constraint refused the write (for example, an email already registered)."""
+
+
+class Transaction(Protocol):
+    # Users and identities
+    def insert_user(self, user: UserRecord, identity: IdentityRecord) -> None: ...
+    def user_by_id(self, user_id: str) -> UserRecord | None: ...
+    def user_by_email(self, email: str) -> UserRecord | None: ...
+    def update_user(self, user: UserRecord) -> None: ...
+    def identities_of(self, user_id: str) -> list[IdentityRecord]: ...
+    def update_identity_email(self, user_id: str, email: str, now: float) -> None: ...
+
+    # Sessions
+    def insert_session(self, session: SessionRecord) -> None: ...
+    def session_by_id(self, session_id: str) -> SessionRecord | None: ...
+    def update_session(self, session: SessionRecord) -> None: ...
+    def delete_sessions(
+        self, user_id: str, *, only: str | None = None, keep: str | None = None
+    ) -> int: ...
+
+    # Refresh tokens
+    def insert_refresh_token(self, token: RefreshTokenRecord) -> None: ...
+    def refresh_token_by_hash(self, token_hash: str) -> RefreshTokenRecord | None: ...
+    def newest_live_token(self, session_id: str) -> RefreshTokenRecord | None: ...
+    def next_token_seq(self, session_id: str) -> int: ...
+    def revoke_token(self, token_id: str, at: float) -> None: ...
+    def revoke_session_tokens(self, session_id: str, at: float) -> int: ...
+
+    # Signing keys
+    def list_keys(self) -> list[StoredKey]: ...
+    def insert_key(self, key: StoredKey) -> None: ...
+    def set_key_status(self, kid: str, status: str, at: float) -> None: ...
+
+
+class Store(Protocol):
+    url_for_display: str
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` unless the store answers a trivial query."""
+        ...
+
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]: ...
+
+    def close(self) -> None: ...
+
+
+def iter_statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements (scripts hold plain DDL, no procedural bodies)."""
+    code = "\n".join(ln for ln in script.splitlines() if not ln.strip().startswith("--"))
+    for chunk in code.split(";"):
+        if chunk.strip():
+            yield chunk.strip()

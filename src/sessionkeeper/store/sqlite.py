@@ -1,0 +1,438 @@
+"""The embedded default store: one SQLite file in WAL mode.
+
+Each thread gets its own connection. Write transactions start with ``BEGIN IMMEDIATE``, which
+takes SQLite's write lock up front, so a rotation reads and writes a consistent family even when
+several processes share the file; inside one process a lock queues writers first, which is
+cheaper than letting them spin on SQLite's busy handler.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from sessionkeeper.errors import ConfigError, StoreUnavailableError
+from sessionkeeper.store.base import DuplicateError, iter_statements
+from sessionkeeper.store.migrate import CREATE_LEDGER, load_migrations
+from sessionkeeper.store.records import (
+    IdentityRecord,
+    RefreshTokenRecord,
+    SessionRecord,
+    StoredKey,
+    UserRecord,
+)
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _path_from_url(url: str) -> str:
+    # sqlite:///relative/file.db, sqlite:////absolute/file.db, sqlite:///:memory: is refused:
+    # each thread would get its own empty database.
+    rest = url[len("sqlite://") :]
+    if not rest.startswith("/") or rest in ("/", "/:memory:"):
+        raise ConfigError(
+            f"--database / SESSIONKEEPER_DATABASE: expected sqlite:///path/to/file.db, got {url!r}"
+        )
+    return rest[1:]
+
+
+class SQLiteTransaction:
+    """Queries of one transaction on one connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._c.execute(sql, params).fetchone()
+        return row
+
+    # Users -----------------------------------------------------------------------------------
+    def insert_user(self, user: UserRecord, identity: IdentityRecord) -> None:
+        try:
+            self._c.execute(
+                "INSERT INTO users (id, email, password_hash, phone, email_confirmed_at,"
+                " last_sign_in_at, app_metadata, user_metadata, is_anonymous, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    user.id,
+                    user.email,
+                    user.password_hash,
+                    user.phone,
+                    user.email_confirmed_at,
+                    user.last_sign_in_at,
+                    json.dumps(user.app_metadata),
+                    json.dumps(user.user_metadata),
+                    int(user.is_anonymous),
+                    user.created_at,
+                    user.updated_at,
+                ),
+            )
+            self._insert_identity(identity)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateError(str(exc)) from exc
+
+    def _insert_identity(self, identity: IdentityRecord) -> None:
+        self._c.execute(
+            "INSERT INTO identities (id, user_id, provider, provider_id, identity_data,"
+            " last_sign_in_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                identity.id,
+                identity.user_id,
+                identity.provider,
+                identity.provider_id,
+                json.dumps(identity.identity_data),
+                identity.last_sign_in_at,
+                identity.created_at,
+                identity.updated_at,
+            ),
+        )
+
+    @staticmethod
+    def _user(row: sqlite3.Row | None) -> UserRecord | None:
+        if row is None:
+            return None
+        return UserRecord(
+            id=row["id"],
+            email=row["email"],
+            password_hash=row["password_hash"],
+            phone=row["phone"],
+            email_confirmed_at=row["email_confirmed_at"],
+            last_sign_in_at=row["last_sign_in_at"],
+            app_metadata=json.loads(row["app_metadata"]),
+            user_metadata=json.loads(row["user_metadata"]),
+            is_anonymous=bool(row["is_anonymous"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def user_by_id(self, user_id: str) -> UserRecord | None:
+        return self._user(self._one("SELECT * FROM users WHERE id = ?", (user_id,)))
+
+    def user_by_email(self, email: str) -> UserRecord | None:
+        return self._user(self._one("SELECT * FROM users WHERE email = ?", (email,)))
+
+    def update_user(self, user: UserRecord) -> None:
+        try:
+            self._c.execute(
+                "UPDATE users SET email = ?, password_hash = ?, phone = ?, email_confirmed_at = ?,"
+                " last_sign_in_at = ?, app_metadata = ?, user_metadata = ?, updated_at = ?"
+                " WHERE id = ?",
+                (
+                    user.email,
+                    user.password_hash,
+                    user.phone,
+                    user.email_confirmed_at,
+                    user.last_sign_in_at,
+                    json.dumps(user.app_metadata),
+                    json.dumps(user.user_metadata),
+                    user.updated_at,
+                    user.id,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateError(str(exc)) from exc
+
+    def identities_of(self, user_id: str) -> list[IdentityRecord]:
+        rows = self._c.execute(
+            "SELECT * FROM identities WHERE user_id = ? ORDER BY created_at", (user_id,)
+        ).fetchall()
+        return [
+            IdentityRecord(
+                id=r["id"],
+                user_id=r["user_id"],
+                provider=r["provider"],
+                provider_id=r["provider_id"],
+                identity_data=json.loads(r["identity_data"]),
+                last_sign_in_at=r["last_sign_in_at"],
+                created_at=r["created_at"],
+                updated_at=r["updated_at"],
+            )
+            for r in rows
+        ]
+
+    def update_identity_email(self, user_id: str, email: str, now: float) -> None:
+        for identity in self.identities_of(user_id):
+            if identity.provider != "email":
+                continue
+            data = {**identity.identity_data, "email": email}
+            self._c.execute(
+                "UPDATE identities SET identity_data = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(data), now, identity.id),
+            )
+
+    # Sessions --------------------------------------------------------------------------------
+    def insert_session(self, s: SessionRecord) -> None:
+        self._c.execute(
+            "INSERT INTO sessions (id, user_id, aal, amr, refreshed_at, not_after,"
+            " family_revoked_at, user_agent, ip, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                s.id,
+                s.user_id,
+                s.aal,
+                json.dumps(s.amr),
+                s.refreshed_at,
+                s.not_after,
+                s.family_revoked_at,
+                s.user_agent,
+                s.ip,
+                s.created_at,
+                s.updated_at,
+            ),
+        )
+
+    def session_by_id(self, session_id: str) -> SessionRecord | None:
+        r = self._one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        if r is None:
+            return None
+        return SessionRecord(
+            id=r["id"],
+            user_id=r["user_id"],
+            aal=r["aal"],
+            amr=json.loads(r["amr"]),
+            refreshed_at=r["refreshed_at"],
+            not_after=r["not_after"],
+            family_revoked_at=r["family_revoked_at"],
+            user_agent=r["user_agent"],
+            ip=r["ip"],
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+        )
+
+    def update_session(self, s: SessionRecord) -> None:
+        self._c.execute(
+            "UPDATE sessions SET refreshed_at = ?, not_after = ?, family_revoked_at = ?,"
+            " updated_at = ? WHERE id = ?",
+            (s.refreshed_at, s.not_after, s.family_revoked_at, s.updated_at, s.id),
+        )
+
+    def delete_sessions(
+        self, user_id: str, *, only: str | None = None, keep: str | None = None
+    ) -> int:
+        sql, params = "DELETE FROM sessions WHERE user_id = ?", [user_id]
+        if only is not None:
+            sql, params = sql + " AND id = ?", [*params, only]
+        if keep is not None:
+            sql, params = sql + " AND id <> ?", [*params, keep]
+        return self._c.execute(sql, tuple(params)).rowcount
+
+    # Refresh tokens --------------------------------------------------------------------------
+    def insert_refresh_token(self, t: RefreshTokenRecord) -> None:
+        self._c.execute(
+            "INSERT INTO refresh_tokens (id, token_hash, session_id, user_id, parent_id, sealed,"
+            " seq, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                t.id,
+                t.token_hash,
+                t.session_id,
+                t.user_id,
+                t.parent_id,
+                t.sealed,
+                t.seq,
+                t.revoked_at,
+                t.created_at,
+            ),
+        )
+
+    @staticmethod
+    def _token(r: sqlite3.Row | None) -> RefreshTokenRecord | None:
+        if r is None:
+            return None
+        return RefreshTokenRecord(
+            id=r["id"],
+            session_id=r["session_id"],
+            user_id=r["user_id"],
+            token_hash=r["token_hash"],
+            parent_id=r["parent_id"],
+            sealed=r["sealed"],
+            seq=r["seq"],
+            revoked_at=r["revoked_at"],
+            created_at=r["created_at"],
+        )
+
+    def refresh_token_by_hash(self, token_hash: str) -> RefreshTokenRecord | None:
+        return self._token(
+            self._one("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
+        )
+
+    def newest_live_token(self, session_id: str) -> RefreshTokenRecord | None:
+        return self._token(
+            self._one(
+                "SELECT * FROM refresh_tokens WHERE session_id = ? AND revoked_at IS NULL"
+                " ORDER BY seq DESC LIMIT 1",
+                (session_id,),
+            )
+        )
+
+    def next_token_seq(self, session_id: str) -> int:
+        row = self._one(
+            "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM refresh_tokens WHERE session_id = ?",
+            (session_id,),
+        )
+        return int(row["next"]) if row else 1
+
+    def revoke_token(self, token_id: str, at: float) -> None:
+        self._c.execute(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (at, token_id),
+        )
+
+    def revoke_session_tokens(self, session_id: str, at: float) -> int:
+        return self._c.execute(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+            (at, session_id),
+        ).rowcount
+
+    # Keys ------------------------------------------------------------------------------------
+    def list_keys(self) -> list[StoredKey]:
+        rows = self._c.execute("SELECT * FROM signing_keys ORDER BY created_at").fetchall()
+        return [
+            StoredKey(
+                kid=r["kid"],
+                alg=r["alg"],
+                material=r["material"],
+                status=r["status"],
+                created_at=r["created_at"],
+                retired_at=r["retired_at"],
+            )
+            for r in rows
+        ]
+
+    def insert_key(self, k: StoredKey) -> None:
+        self._c.execute(
+            "INSERT INTO signing_keys (kid, alg, material, status, created_at, retired_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (k.kid, k.alg, k.material, k.status, k.created_at, k.retired_at),
+        )
+
+    def set_key_status(self, kid: str, status: str, at: float) -> None:
+        retired_at = at if status == "retired" else None
+        self._c.execute(
+            "UPDATE signing_keys SET status = ?, retired_at = ? WHERE kid = ?",
+            (status, retired_at, kid),
+        )
+
+
+class SQLiteStore:
+    """A SQLite file shared by the threads of this process (and by other processes, safely)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.url_for_display = f"sqlite:///{self.path}"
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        return cls(_path_from_url(url))
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            parent = Path(self.path).parent
+            if not parent.exists():
+                raise StoreUnavailableError(f"directory {parent} does not exist")
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from exc
+        self._local.conn = conn
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[SQLiteTransaction]:
+        conn = self._connect()
+        lock = self._write_lock if write else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.Error as exc:
+                raise StoreUnavailableError(f"cannot begin a transaction: {exc}") from exc
+            try:
+                yield SQLiteTransaction(conn)
+            except sqlite3.IntegrityError as exc:
+                conn.execute("ROLLBACK")
+                raise DuplicateError(str(exc)) from exc
+            except sqlite3.Error as exc:
+                self._rollback_quietly(conn)
+                raise StoreUnavailableError(str(exc)) from exc
+            except BaseException:
+                self._rollback_quietly(conn)
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback_quietly(conn)
+                raise StoreUnavailableError(f"commit failed: {exc}") from exc
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @staticmethod
+    def _rollback_quietly(conn: sqlite3.Connection) -> None:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+    def migrate(self) -> list[str]:
+        conn = self._connect()
+        applied: list[str] = []
+        with self._write_lock:
+            try:
+                conn.execute(CREATE_LEDGER)
+                for migration in load_migrations():
+                    conn.execute("BEGIN IMMEDIATE")
+                    done = conn.execute(
+                        "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+                    ).fetchone()
+                    if done:
+                        conn.execute("COMMIT")
+                        continue
+                    for statement in iter_statements(migration.sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (migration.version, migration.name, time.time()),
+                    )
+                    conn.execute("COMMIT")
+                    applied.append(migration.name)
+            except sqlite3.Error as exc:
+                self._rollback_quietly(conn)
+                raise StoreUnavailableError(f"migration failed: {exc}") from exc
+        return applied
+
+    def ping(self) -> None:
+        try:
+            self._connect().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(str(exc)) from exc
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for conn in self._connections:
+                with suppress(sqlite3.Error):
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()

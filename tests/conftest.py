@@ -1,0 +1,194 @@
+"""Shared fixtures.
+
+- ``app_client``: the real Starlette app on a real SQLite file, driven in-process through httpx
+  with a :class:`ManualClock`, for rules that depend on time (no sleeping).
+- ``server`` / ``start_server``: a real ``sessionkeeper serve`` process on an ephemeral loopback
+  port, for the official clients and for concurrency.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import argon2
+import httpx
+import pytest
+
+from sessionkeeper import settings
+from sessionkeeper.clock import ManualClock
+from sessionkeeper.core.passwords import Passwords
+from sessionkeeper.server.app import build_context, create_app
+from sessionkeeper.service.context import AuthContext
+from sessionkeeper.store.sqlite import SQLiteStore
+
+API_VERSION = {"X-Supabase-Api-Version": "2024-01-01"}
+PASSWORD = "correct horse battery"
+
+
+def fast_passwords() -> Passwords:
+    """argon2id with tiny costs: the same code path, milliseconds instead of tens of them."""
+    return Passwords(argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@dataclass
+class AppHarness:
+    client: httpx.AsyncClient
+    clock: ManualClock
+    ctx: AuthContext
+    store: SQLiteStore
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    async def signup(self, email: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
+        self.counter[0] += 1
+        email = email or f"user{self.counter[0]}@example.com"
+        r = await self.client.post("/auth/v1/signup", json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def refresh(self, token: str) -> httpx.Response:
+        return await self.client.post(
+            "/auth/v1/token?grant_type=refresh_token",
+            json={"refresh_token": token},
+            headers=API_VERSION,
+        )
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., AppHarness]]:
+    stores: list[SQLiteStore] = []
+
+    def factory(**overrides: Any) -> AppHarness:
+        overrides.setdefault("issuer", "http://auth.test/auth/v1")
+        overrides.setdefault("rate_limit_password_per_ip", 0)
+        overrides.setdefault("rate_limit_password_per_email", 0)
+        config = settings.load(**overrides)
+        store = SQLiteStore(tmp_path / f"app{len(stores)}.db")
+        stores.append(store)
+        clock = ManualClock()
+        ctx = build_context(config, store, clock=clock, passwords=fast_passwords())
+        app = create_app(config, ctx)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 4000)),
+            base_url="http://auth.test",
+        )
+        return AppHarness(client=client, clock=clock, ctx=ctx, store=store)
+
+    yield factory
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+async def app_client(make_app: Callable[..., AppHarness]) -> AsyncIterator[AppHarness]:
+    harness = make_app()
+    async with harness.client:
+        yield harness
+
+
+# Real server processes ---------------------------------------------------------------------
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[str]
+    base_url: str  # http://127.0.0.1:PORT
+    database: str
+    log_lines: list[str]
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.base_url}/auth/v1"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _sessionkeeper() -> list[str]:
+    return [sys.executable, "-m", "sessionkeeper.cli"]
+
+
+def spawn_server(database: str, *args: str, env: dict[str, str] | None = None,
+                 timeout: float = 30.0) -> ServerProcess:
+    """Start ``sessionkeeper serve --port 0`` and wait for its 'listening' line."""
+    cmd = [*_sessionkeeper(), "serve", "--port", "0", "--database", database, *args]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(r'url="(http://[^"]+)/auth/v1"', line)
+        if match:
+            server = ServerProcess(proc, match.group(1), database, lines)
+            _drain(proc, lines)
+            _wait_healthy(server)
+            return server
+    proc.kill()
+    raise RuntimeError("server did not start:\n" + "".join(lines))
+
+
+def _drain(proc: subprocess.Popen[str], lines: list[str]) -> None:
+    import threading
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+
+
+def _wait_healthy(server: ServerProcess) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.auth_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("server never became healthy")
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def factory(*args: str, database: str | None = None, env: dict[str, str] | None = None) -> ServerProcess:
+        db = database or f"sqlite:///{tmp_path}/server{len(started)}.db"
+        server = spawn_server(db, *args, env=env)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return start_server("--rate-limit-password-per-ip", "0", "--rate-limit-password-per-email", "0")
