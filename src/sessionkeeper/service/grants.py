@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sessionkeeper.core import refresh_tokens, validation
 from sessionkeeper.core.sessions import Action, decide_refresh
@@ -16,21 +17,44 @@ from sessionkeeper.service.context import (
     new_id,
 )
 from sessionkeeper.store.base import Transaction
-from sessionkeeper.store.records import RefreshTokenRecord, SessionRecord, UserRecord
+from sessionkeeper.store.records import (
+    IdentityRecord,
+    RefreshTokenRecord,
+    SessionRecord,
+    UserRecord,
+)
 
 log = logging.getLogger("sessionkeeper.auth")
 
 
+@dataclass(frozen=True)
+class NewSession:
+    """A session written in a transaction, to be signed (``issue_session``) after it commits."""
+
+    user: UserRecord
+    identities: list[IdentityRecord]
+    session: SessionRecord
+    refresh_token: str
+    now: float
+
+    def issue(self, ctx: AuthContext) -> IssuedSession:
+        return issue_session(ctx, user=self.user, identities=self.identities,
+                             session=self.session, refresh_token=self.refresh_token, now=self.now)
+
+
 def start_session(
-    ctx: AuthContext,
     tx: Transaction,
     user: UserRecord,
     *,
     now: float,
     ip: str | None,
     user_agent: str | None,
-) -> IssuedSession:
-    """A new session with its first refresh token. Every sign-in makes a new one (no fixation)."""
+) -> NewSession:
+    """A new session with its first refresh token. Every sign-in makes a new one (no fixation).
+
+    Signing happens after the commit (``NewSession.issue``): key loading may need the store, and
+    nothing slow should run while the write lock is held.
+    """
     session = SessionRecord(
         id=new_id(),
         user_id=user.id,
@@ -52,9 +76,7 @@ def start_session(
         "session started",
         extra={"event": "session_started", "user_id": user.id, "session_id": session.id},
     )
-    return issue_session(
-        ctx, user=user, identities=identities, session=session, refresh_token=token, now=now
-    )
+    return NewSession(user, identities, session, token, now)
 
 
 def password_grant(
@@ -81,15 +103,18 @@ def password_grant(
             extra={"event": "invalid_credentials", "email_fp": fingerprint(address)},
         )
         raise AuthError("invalid_credentials")
+    # Upgrade an old hash to the current argon2 parameters, also outside the transaction.
+    rehashed = ctx.passwords.hash(secret) if ctx.passwords.needs_rehash(user.password_hash) else None
     now = ctx.clock.now()
     with ctx.store.transaction() as tx:
         fresh = tx.user_by_id(user.id)
         if fresh is None or fresh.password_hash != user.password_hash:
             # Deleted, or the password changed while we were hashing: the check no longer holds.
             raise AuthError("invalid_credentials")
-        if ctx.passwords.needs_rehash(fresh.password_hash):
-            fresh.password_hash = ctx.passwords.hash(secret)
-        return start_session(ctx, tx, fresh, now=now, ip=ip, user_agent=user_agent)
+        if rehashed is not None:
+            fresh.password_hash = rehashed
+        started = start_session(tx, fresh, now=now, ip=ip, user_agent=user_agent)
+    return started.issue(ctx)
 
 
 def refresh_grant(ctx: AuthContext, *, refresh_token: object) -> IssuedSession:

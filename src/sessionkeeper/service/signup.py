@@ -63,9 +63,12 @@ def signup(
     try:
         with ctx.store.transaction() as tx:
             tx.insert_user(user, identity)
-            if not ctx.autoconfirm:
-                return user, [identity]
-            return start_session(ctx, tx, user, now=now, ip=ip, user_agent=user_agent)
+            started = (
+                start_session(tx, user, now=now, ip=ip, user_agent=user_agent)
+                if ctx.autoconfirm
+                else None
+            )
     except DuplicateError:
         # Two sign-ups of one email raced; the loser gets the same answer as a late one.
         raise AuthError("user_already_exists") from None
+    return started.issue(ctx) if started else (user, [identity])

@@ -363,6 +363,9 @@ class SQLiteStore:
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[SQLiteTransaction]:
         conn = self._connect()
+        if conn.in_transaction:
+            # A programming error (it would deadlock other backends): say so plainly.
+            raise RuntimeError("nested store transaction on one thread")
         lock = self._write_lock if write else None
         if lock is not None:
             lock.acquire()

@@ -1,0 +1,278 @@
+"""The endpoints of the wire contract: shapes, both error formats, sessions, CORS, outages."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests.conftest import API_VERSION, PASSWORD, AppHarness
+
+
+def bearer(token: str, versioned: bool = True) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **(API_VERSION if versioned else {})}
+
+
+def claims(token: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return decoded
+
+
+async def sign_in(app: AppHarness, email: str, password: str = PASSWORD, **kw: Any) -> httpx.Response:
+    return await app.client.post(
+        "/auth/v1/token?grant_type=password",
+        json={"email": email, "password": password},
+        headers=API_VERSION,
+        **kw,
+    )
+
+
+async def test_error_format_follows_the_api_version_header(app_client: AppHarness) -> None:
+    await app_client.signup("fmt@example.com")
+    new = await sign_in(app_client, "fmt@example.com", "wrong password")
+    assert new.status_code == 400
+    assert new.json() == {"code": "invalid_credentials", "message": "Invalid login credentials"}
+    assert new.headers["x-sb-error-code"] == "invalid_credentials"
+    assert new.headers["x-supabase-api-version"] == "2024-01-01"
+
+    legacy = await app_client.client.post(
+        "/auth/v1/token?grant_type=password", json={"email": "fmt@example.com", "password": "nope!!"}
+    )
+    assert legacy.json() == {
+        "code": 400, "error_code": "invalid_credentials", "msg": "Invalid login credentials",
+    }
+    assert legacy.headers["x-sb-error-code"] == "invalid_credentials"
+    assert "x-supabase-api-version" not in legacy.headers
+
+
+async def test_unknown_user_and_wrong_password_get_the_same_answer(app_client: AppHarness) -> None:
+    await app_client.signup("known@example.com")
+    wrong = await sign_in(app_client, "known@example.com", "not the password")
+    unknown = await sign_in(app_client, "nobody@example.com", "not the password")
+    assert (wrong.status_code, wrong.json()) == (unknown.status_code, unknown.json())
+
+
+async def test_session_and_user_shapes(app_client: AppHarness) -> None:
+    s = await app_client.signup("shape@example.com")
+    assert s["token_type"] == "bearer"
+    assert s["expires_in"] == 3600
+    assert s["expires_at"] == int(app_client.clock.now()) + 3600
+    user = s["user"]
+    for key in ("id", "aud", "role", "email", "email_confirmed_at", "phone", "confirmed_at",
+                "last_sign_in_at", "app_metadata", "user_metadata", "identities", "created_at",
+                "updated_at", "is_anonymous"):
+        assert key in user, key
+    assert user["app_metadata"] == {"provider": "email", "providers": ["email"]}
+    identity = user["identities"][0]
+    for key in ("id", "identity_id", "user_id", "identity_data", "provider", "created_at"):
+        assert key in identity, key
+    assert identity["provider"] == "email"
+    assert identity["identity_data"]["email"] == "shape@example.com"
+
+
+async def test_access_token_carries_every_contract_claim(app_client: AppHarness) -> None:
+    s = await app_client.signup("claims@example.com")
+    header = jwt.get_unverified_header(s["access_token"])
+    assert header["alg"] == "ES256"
+    assert header["typ"] == "JWT"
+    assert header["kid"]
+    c = claims(s["access_token"])
+    assert c["iss"] == "http://auth.test/auth/v1"
+    assert c["sub"] == s["user"]["id"]
+    assert c["aud"] == "authenticated"
+    assert c["exp"] - c["iat"] == 3600
+    assert c["email"] == "claims@example.com"
+    assert c["phone"] == ""
+    assert c["role"] == "authenticated"
+    assert c["aal"] == "aal1"
+    assert c["amr"] == [{"method": "password", "timestamp": c["iat"]}]
+    assert c["is_anonymous"] is False
+    assert c["app_metadata"]["provider"] == "email"
+    assert isinstance(c["user_metadata"], dict)
+    assert isinstance(c["session_id"], str)
+
+
+async def test_each_sign_in_makes_a_new_session(app_client: AppHarness) -> None:
+    first = await app_client.signup("fixation@example.com")
+    second = (await sign_in(app_client, "fixation@example.com")).json()
+    third = (await sign_in(app_client, "fixation@example.com")).json()
+    ids = {claims(s["access_token"])["session_id"] for s in (first, second, third)}
+    assert len(ids) == 3
+
+
+async def test_password_change_ends_other_sessions_and_keeps_this_one(app_client: AppHarness) -> None:
+    here = await app_client.signup("change@example.com")
+    elsewhere = (await sign_in(app_client, "change@example.com")).json()
+    r = await app_client.client.put(
+        "/auth/v1/user", json={"password": "a brand new password"}, headers=bearer(here["access_token"])
+    )
+    assert r.status_code == 200
+    # The other session can neither refresh nor call /user.
+    assert (await app_client.refresh(elsewhere["refresh_token"])).json()["code"] == "refresh_token_not_found"
+    gone = await app_client.client.get("/auth/v1/user", headers=bearer(elsewhere["access_token"]))
+    assert (gone.status_code, gone.json()["code"]) == (403, "session_not_found")
+    # This session goes on; the new password signs in, the old one does not.
+    assert (await app_client.refresh(here["refresh_token"])).status_code == 200
+    assert (await sign_in(app_client, "change@example.com", "a brand new password")).status_code == 200
+    assert (await sign_in(app_client, "change@example.com")).status_code == 400
+
+
+async def test_same_password_is_refused(app_client: AppHarness) -> None:
+    s = await app_client.signup("same@example.com")
+    r = await app_client.client.put("/auth/v1/user", json={"password": PASSWORD}, headers=bearer(s["access_token"]))
+    assert (r.status_code, r.json()["code"]) == (422, "same_password")
+
+
+async def test_update_metadata_and_email(app_client: AppHarness) -> None:
+    s = await app_client.signup("meta@example.com")
+    await app_client.signup("taken@example.com")
+    h = bearer(s["access_token"])
+    r = await app_client.client.put("/auth/v1/user", json={"data": {"plan": "pro", "n": 1}}, headers=h)
+    assert r.json()["user_metadata"] == {"plan": "pro", "n": 1}
+    r = await app_client.client.put("/auth/v1/user", json={"data": {"n": None, "x": [1]}}, headers=h)
+    assert r.json()["user_metadata"] == {"plan": "pro", "x": [1]}
+    r = await app_client.client.put("/auth/v1/user", json={"email": "Taken@Example.com"}, headers=h)
+    assert (r.status_code, r.json()["code"]) == (422, "email_exists")
+    r = await app_client.client.put("/auth/v1/user", json={"email": "renamed@example.com"}, headers=h)
+    assert r.json()["email"] == "renamed@example.com"
+    assert (await sign_in(app_client, "renamed@example.com")).status_code == 200
+    # A new access token carries the new metadata.
+    refreshed = (await app_client.refresh(s["refresh_token"])).json()
+    assert claims(refreshed["access_token"])["user_metadata"] == {"plan": "pro", "x": [1]}
+
+
+@pytest.mark.parametrize(("scope", "alive"), [("local", [False, True, True]),
+                                              ("others", [True, False, False]),
+                                              ("global", [False, False, False])])
+async def test_logout_scopes(app_client: AppHarness, scope: str, alive: list[bool]) -> None:
+    sessions = [await app_client.signup(f"logout-{scope}@example.com")]
+    sessions += [(await sign_in(app_client, f"logout-{scope}@example.com")).json() for _ in range(2)]
+    r = await app_client.client.post(f"/auth/v1/logout?scope={scope}", headers=bearer(sessions[0]["access_token"]))
+    assert r.status_code == 204
+    assert r.content == b""
+    for session, expected in zip(sessions, alive, strict=True):
+        ok = (await app_client.refresh(session["refresh_token"])).status_code == 200
+        assert ok is expected
+
+
+async def test_logout_twice_is_harmless(app_client: AppHarness) -> None:
+    s = await app_client.signup()
+    for _ in range(2):
+        r = await app_client.client.post("/auth/v1/logout", headers=bearer(s["access_token"]))
+        assert r.status_code == 204
+
+
+async def test_user_needs_a_valid_unexpired_token(app_client: AppHarness) -> None:
+    s = await app_client.signup()
+    none = await app_client.client.get("/auth/v1/user", headers=API_VERSION)
+    assert (none.status_code, none.json()["code"]) == (401, "no_authorization")
+    app_client.clock.advance(3600)
+    expired = await app_client.client.get("/auth/v1/user", headers=bearer(s["access_token"]))
+    assert (expired.status_code, expired.json()["code"]) == (403, "bad_jwt")
+
+
+async def test_settings_and_jwks(app_client: AppHarness) -> None:
+    r = await app_client.client.get("/auth/v1/settings")
+    body = r.json()
+    assert body["external"]["email"] is True
+    assert body["disable_signup"] is False
+    assert body["mailer_autoconfirm"] is True
+    r = await app_client.client.get("/auth/v1/.well-known/jwks.json")
+    assert r.headers["cache-control"] == "public, max-age=600"
+    [key] = r.json()["keys"]
+    assert key["kty"] == "EC" and key["crv"] == "P-256"
+    assert key["use"] == "sig" and key["key_ops"] == ["verify"] and key["alg"] == "ES256"
+    assert "d" not in key  # never the private part
+
+
+async def test_hs256_keys_are_never_published(make_app: Callable[..., AppHarness],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSIONKEEPER_JWT_SECRET", "x" * 40)
+    app = make_app(signing_alg="HS256")
+    async with app.client:
+        s = await app.signup()
+        assert jwt.get_unverified_header(s["access_token"])["alg"] == "HS256"
+        jwt.decode(s["access_token"], "x" * 40, algorithms=["HS256"], audience="authenticated",
+                   options={"verify_exp": False, "verify_iat": False})
+        assert (await app.client.get("/auth/v1/.well-known/jwks.json")).json() == {"keys": []}
+        assert (await app.client.get("/auth/v1/user", headers=bearer(s["access_token"]))).status_code == 200
+
+
+async def test_signup_disabled_and_autoconfirm_off(make_app: Callable[..., AppHarness]) -> None:
+    closed = make_app(disable_signup=True)
+    async with closed.client:
+        r = await closed.client.post("/auth/v1/signup", json={"email": "a@b.co", "password": PASSWORD},
+                                     headers=API_VERSION)
+        assert (r.status_code, r.json()["code"]) == (422, "signup_disabled")
+    manual = make_app(autoconfirm=False)
+    async with manual.client:
+        r = await manual.client.post("/auth/v1/signup", json={"email": "a@b.co", "password": PASSWORD})
+        assert r.status_code == 200
+        assert "access_token" not in r.json()
+        assert r.json()["email"] == "a@b.co"
+        assert r.json()["email_confirmed_at"] is None
+
+
+async def test_cors(make_app: Callable[..., AppHarness]) -> None:
+    app = make_app(cors_origins=["http://app.test"])
+    async with app.client:
+        pre = await app.client.options(
+            "/auth/v1/token",
+            headers={"Origin": "http://app.test", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization, apikey, x-client-info, "
+                     "x-supabase-api-version, content-type"},
+        )
+        assert pre.status_code == 200
+        assert pre.headers["access-control-allow-origin"] == "http://app.test"
+        r = await app.client.get("/auth/v1/settings", headers={"Origin": "http://app.test"})
+        assert r.headers["access-control-allow-origin"] == "http://app.test"
+        assert "X-Supabase-Api-Version" in r.headers["access-control-expose-headers"]
+        other = await app.client.get("/auth/v1/settings", headers={"Origin": "http://evil.test"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+async def test_password_grant_rate_limits(make_app: Callable[..., AppHarness]) -> None:
+    app = make_app(rate_limit_password_per_email=3, rate_limit_password_per_ip=5, rate_limit_window=60)
+    async with app.client:
+        await app.signup("limited@example.com")
+        for _ in range(3):
+            assert (await sign_in(app, "limited@example.com", "wrong guess")).status_code == 400
+        r = await sign_in(app, "Limited@Example.com")  # same email, other spelling
+        assert (r.status_code, r.json()["code"]) == (429, "over_request_rate_limit")
+        assert 1 <= int(r.headers["retry-after"]) <= 61
+        # Per IP: two more emails fit, the sixth attempt from this IP does not.
+        assert (await sign_in(app, "other1@example.com")).status_code == 400
+        assert (await sign_in(app, "other2@example.com")).status_code == 429  # 6th from this IP
+        app.clock.advance(60)
+        assert (await sign_in(app, "limited@example.com")).status_code == 200
+
+
+async def test_store_outage_is_503_never_4xx(make_app: Callable[..., AppHarness], tmp_path: Any) -> None:
+    app = make_app()
+    async with app.client:
+        s = await app.signup("outage@example.com")
+        # A real outage: the database file's directory disappears under the running server.
+        app.store.close()
+        moved = tmp_path.parent / (tmp_path.name + "-moved")
+        shutil.move(str(tmp_path), str(moved))
+        try:
+            health = await app.client.get("/auth/v1/health")
+            assert health.status_code == 503
+            assert health.json()["dependencies"] == {"store": "down"}
+            for r in (
+                await app.refresh(s["refresh_token"]),
+                await sign_in(app, "outage@example.com"),
+                await app.client.get("/auth/v1/user", headers=bearer(s["access_token"])),
+            ):
+                assert r.status_code == 503, r.text
+                assert r.json()["code"] == "service_unavailable"
+                assert r.headers["retry-after"] == "1"
+        finally:
+            shutil.move(str(moved), str(tmp_path))
+        # Service resumes by itself once the store is back: nothing was lost.
+        assert (await app.client.get("/auth/v1/health")).status_code == 200
+        assert (await app.refresh(s["refresh_token"])).status_code == 200
