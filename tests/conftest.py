@@ -122,8 +122,9 @@ def _sessionkeeper() -> list[str]:
     return [sys.executable, "-m", "sessionkeeper.cli"]
 
 
-def spawn_server(database: str, *args: str, env: dict[str, str] | None = None,
-                 timeout: float = 30.0) -> ServerProcess:
+def spawn_server(
+    database: str, *args: str, env: dict[str, str] | None = None, timeout: float = 30.0
+) -> ServerProcess:
     """Start ``sessionkeeper serve --port 0`` and wait for its 'listening' line."""
     cmd = [*_sessionkeeper(), "serve", "--port", "0", "--database", database, *args]
     proc = subprocess.Popen(
@@ -178,7 +179,9 @@ def _wait_healthy(server: ServerProcess) -> None:
 def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def factory(*args: str, database: str | None = None, env: dict[str, str] | None = None) -> ServerProcess:
+    def factory(
+        *args: str, database: str | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
         db = database or f"sqlite:///{tmp_path}/server{len(started)}.db"
         server = spawn_server(db, *args, env=env)
         started.append(server)

@@ -30,7 +30,9 @@ def test_sync_client_full_flow(server: ServerProcess) -> None:
     client = sync_client(server)
     address = email()
 
-    signed_up = client.sign_up({"email": address, "password": PASSWORD, "options": {"data": {"plan": "free"}}})
+    signed_up = client.sign_up(
+        {"email": address, "password": PASSWORD, "options": {"data": {"plan": "free"}}}
+    )
     assert signed_up.user is not None and signed_up.user.email == address
     assert signed_up.session is not None
     assert signed_up.user.user_metadata == {"plan": "free"}

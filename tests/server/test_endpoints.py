@@ -22,7 +22,9 @@ def claims(token: str) -> dict[str, Any]:
     return decoded
 
 
-async def sign_in(app: AppHarness, email: str, password: str = PASSWORD, **kw: Any) -> httpx.Response:
+async def sign_in(
+    app: AppHarness, email: str, password: str = PASSWORD, **kw: Any
+) -> httpx.Response:
     return await app.client.post(
         "/auth/v1/token?grant_type=password",
         json={"email": email, "password": password},
@@ -40,10 +42,13 @@ async def test_error_format_follows_the_api_version_header(app_client: AppHarnes
     assert new.headers["x-supabase-api-version"] == "2024-01-01"
 
     legacy = await app_client.client.post(
-        "/auth/v1/token?grant_type=password", json={"email": "fmt@example.com", "password": "nope!!"}
+        "/auth/v1/token?grant_type=password",
+        json={"email": "fmt@example.com", "password": "nope!!"},
     )
     assert legacy.json() == {
-        "code": 400, "error_code": "invalid_credentials", "msg": "Invalid login credentials",
+        "code": 400,
+        "error_code": "invalid_credentials",
+        "msg": "Invalid login credentials",
     }
     assert legacy.headers["x-sb-error-code"] == "invalid_credentials"
     assert "x-supabase-api-version" not in legacy.headers
@@ -62,9 +67,22 @@ async def test_session_and_user_shapes(app_client: AppHarness) -> None:
     assert s["expires_in"] == 3600
     assert s["expires_at"] == int(app_client.clock.now()) + 3600
     user = s["user"]
-    for key in ("id", "aud", "role", "email", "email_confirmed_at", "phone", "confirmed_at",
-                "last_sign_in_at", "app_metadata", "user_metadata", "identities", "created_at",
-                "updated_at", "is_anonymous"):
+    for key in (
+        "id",
+        "aud",
+        "role",
+        "email",
+        "email_confirmed_at",
+        "phone",
+        "confirmed_at",
+        "last_sign_in_at",
+        "app_metadata",
+        "user_metadata",
+        "identities",
+        "created_at",
+        "updated_at",
+        "is_anonymous",
+    ):
         assert key in user, key
     assert user["app_metadata"] == {"provider": "email", "providers": ["email"]}
     identity = user["identities"][0]
@@ -104,26 +122,36 @@ async def test_each_sign_in_makes_a_new_session(app_client: AppHarness) -> None:
     assert len(ids) == 3
 
 
-async def test_password_change_ends_other_sessions_and_keeps_this_one(app_client: AppHarness) -> None:
+async def test_password_change_ends_other_sessions_and_keeps_this_one(
+    app_client: AppHarness,
+) -> None:
     here = await app_client.signup("change@example.com")
     elsewhere = (await sign_in(app_client, "change@example.com")).json()
     r = await app_client.client.put(
-        "/auth/v1/user", json={"password": "a brand new password"}, headers=bearer(here["access_token"])
+        "/auth/v1/user",
+        json={"password": "a brand new password"},
+        headers=bearer(here["access_token"]),
     )
     assert r.status_code == 200
     # The other session can neither refresh nor call /user.
-    assert (await app_client.refresh(elsewhere["refresh_token"])).json()["code"] == "refresh_token_not_found"
+    assert (await app_client.refresh(elsewhere["refresh_token"])).json()[
+        "code"
+    ] == "refresh_token_not_found"
     gone = await app_client.client.get("/auth/v1/user", headers=bearer(elsewhere["access_token"]))
     assert (gone.status_code, gone.json()["code"]) == (403, "session_not_found")
     # This session goes on; the new password signs in, the old one does not.
     assert (await app_client.refresh(here["refresh_token"])).status_code == 200
-    assert (await sign_in(app_client, "change@example.com", "a brand new password")).status_code == 200
+    assert (
+        await sign_in(app_client, "change@example.com", "a brand new password")
+    ).status_code == 200
     assert (await sign_in(app_client, "change@example.com")).status_code == 400
 
 
 async def test_same_password_is_refused(app_client: AppHarness) -> None:
     s = await app_client.signup("same@example.com")
-    r = await app_client.client.put("/auth/v1/user", json={"password": PASSWORD}, headers=bearer(s["access_token"]))
+    r = await app_client.client.put(
+        "/auth/v1/user", json={"password": PASSWORD}, headers=bearer(s["access_token"])
+    )
     assert (r.status_code, r.json()["code"]) == (422, "same_password")
 
 
@@ -131,13 +159,19 @@ async def test_update_metadata_and_email(app_client: AppHarness) -> None:
     s = await app_client.signup("meta@example.com")
     await app_client.signup("taken@example.com")
     h = bearer(s["access_token"])
-    r = await app_client.client.put("/auth/v1/user", json={"data": {"plan": "pro", "n": 1}}, headers=h)
+    r = await app_client.client.put(
+        "/auth/v1/user", json={"data": {"plan": "pro", "n": 1}}, headers=h
+    )
     assert r.json()["user_metadata"] == {"plan": "pro", "n": 1}
-    r = await app_client.client.put("/auth/v1/user", json={"data": {"n": None, "x": [1]}}, headers=h)
+    r = await app_client.client.put(
+        "/auth/v1/user", json={"data": {"n": None, "x": [1]}}, headers=h
+    )
     assert r.json()["user_metadata"] == {"plan": "pro", "x": [1]}
     r = await app_client.client.put("/auth/v1/user", json={"email": "Taken@Example.com"}, headers=h)
     assert (r.status_code, r.json()["code"]) == (422, "email_exists")
-    r = await app_client.client.put("/auth/v1/user", json={"email": "renamed@example.com"}, headers=h)
+    r = await app_client.client.put(
+        "/auth/v1/user", json={"email": "renamed@example.com"}, headers=h
+    )
     assert r.json()["email"] == "renamed@example.com"
     assert (await sign_in(app_client, "renamed@example.com")).status_code == 200
     # A new access token carries the new metadata.
@@ -145,13 +179,22 @@ async def test_update_metadata_and_email(app_client: AppHarness) -> None:
     assert claims(refreshed["access_token"])["user_metadata"] == {"plan": "pro", "x": [1]}
 
 
-@pytest.mark.parametrize(("scope", "alive"), [("local", [False, True, True]),
-                                              ("others", [True, False, False]),
-                                              ("global", [False, False, False])])
+@pytest.mark.parametrize(
+    ("scope", "alive"),
+    [
+        ("local", [False, True, True]),
+        ("others", [True, False, False]),
+        ("global", [False, False, False]),
+    ],
+)
 async def test_logout_scopes(app_client: AppHarness, scope: str, alive: list[bool]) -> None:
     sessions = [await app_client.signup(f"logout-{scope}@example.com")]
-    sessions += [(await sign_in(app_client, f"logout-{scope}@example.com")).json() for _ in range(2)]
-    r = await app_client.client.post(f"/auth/v1/logout?scope={scope}", headers=bearer(sessions[0]["access_token"]))
+    sessions += [
+        (await sign_in(app_client, f"logout-{scope}@example.com")).json() for _ in range(2)
+    ]
+    r = await app_client.client.post(
+        f"/auth/v1/logout?scope={scope}", headers=bearer(sessions[0]["access_token"])
+    )
     assert r.status_code == 204
     assert r.content == b""
     for session, expected in zip(sessions, alive, strict=True):
@@ -189,28 +232,39 @@ async def test_settings_and_jwks(app_client: AppHarness) -> None:
     assert "d" not in key  # never the private part
 
 
-async def test_hs256_keys_are_never_published(make_app: Callable[..., AppHarness],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_hs256_keys_are_never_published(
+    make_app: Callable[..., AppHarness], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SESSIONKEEPER_JWT_SECRET", "x" * 40)
     app = make_app(signing_alg="HS256")
     async with app.client:
         s = await app.signup()
         assert jwt.get_unverified_header(s["access_token"])["alg"] == "HS256"
-        jwt.decode(s["access_token"], "x" * 40, algorithms=["HS256"], audience="authenticated",
-                   options={"verify_exp": False, "verify_iat": False})
+        jwt.decode(
+            s["access_token"],
+            "x" * 40,
+            algorithms=["HS256"],
+            audience="authenticated",
+            options={"verify_exp": False, "verify_iat": False},
+        )
         assert (await app.client.get("/auth/v1/.well-known/jwks.json")).json() == {"keys": []}
-        assert (await app.client.get("/auth/v1/user", headers=bearer(s["access_token"]))).status_code == 200
+        assert (
+            await app.client.get("/auth/v1/user", headers=bearer(s["access_token"]))
+        ).status_code == 200
 
 
 async def test_signup_disabled_and_autoconfirm_off(make_app: Callable[..., AppHarness]) -> None:
     closed = make_app(disable_signup=True)
     async with closed.client:
-        r = await closed.client.post("/auth/v1/signup", json={"email": "a@b.co", "password": PASSWORD},
-                                     headers=API_VERSION)
+        r = await closed.client.post(
+            "/auth/v1/signup", json={"email": "a@b.co", "password": PASSWORD}, headers=API_VERSION
+        )
         assert (r.status_code, r.json()["code"]) == (422, "signup_disabled")
     manual = make_app(autoconfirm=False)
     async with manual.client:
-        r = await manual.client.post("/auth/v1/signup", json={"email": "a@b.co", "password": PASSWORD})
+        r = await manual.client.post(
+            "/auth/v1/signup", json={"email": "a@b.co", "password": PASSWORD}
+        )
         assert r.status_code == 200
         assert "access_token" not in r.json()
         assert r.json()["email"] == "a@b.co"
@@ -222,9 +276,12 @@ async def test_cors(make_app: Callable[..., AppHarness]) -> None:
     async with app.client:
         pre = await app.client.options(
             "/auth/v1/token",
-            headers={"Origin": "http://app.test", "Access-Control-Request-Method": "POST",
-                     "Access-Control-Request-Headers": "authorization, apikey, x-client-info, "
-                     "x-supabase-api-version, content-type"},
+            headers={
+                "Origin": "http://app.test",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, apikey, x-client-info, "
+                "x-supabase-api-version, content-type",
+            },
         )
         assert pre.status_code == 200
         assert pre.headers["access-control-allow-origin"] == "http://app.test"
@@ -236,7 +293,9 @@ async def test_cors(make_app: Callable[..., AppHarness]) -> None:
 
 
 async def test_password_grant_rate_limits(make_app: Callable[..., AppHarness]) -> None:
-    app = make_app(rate_limit_password_per_email=3, rate_limit_password_per_ip=5, rate_limit_window=60)
+    app = make_app(
+        rate_limit_password_per_email=3, rate_limit_password_per_ip=5, rate_limit_window=60
+    )
     async with app.client:
         await app.signup("limited@example.com")
         for _ in range(3):
@@ -251,7 +310,9 @@ async def test_password_grant_rate_limits(make_app: Callable[..., AppHarness]) -
         assert (await sign_in(app, "limited@example.com")).status_code == 200
 
 
-async def test_store_outage_is_503_never_4xx(make_app: Callable[..., AppHarness], tmp_path: Any) -> None:
+async def test_store_outage_is_503_never_4xx(
+    make_app: Callable[..., AppHarness], tmp_path: Any
+) -> None:
     app = make_app()
     async with app.client:
         s = await app.signup("outage@example.com")

@@ -23,7 +23,9 @@ def code(r: httpx.Response) -> str:
     return str(r.json()["code"])
 
 
-async def test_rule2_rotation_returns_a_new_token_and_revokes_the_old(app_client: AppHarness) -> None:
+async def test_rule2_rotation_returns_a_new_token_and_revokes_the_old(
+    app_client: AppHarness,
+) -> None:
     s0 = await app_client.signup()
     r = await app_client.refresh(s0["refresh_token"])
     assert r.status_code == 200
@@ -123,7 +125,9 @@ async def test_twenty_concurrent_refreshes_all_succeed_and_leave_a_usable_family
 
 async def test_logout_ends_refresh(app_client: AppHarness) -> None:
     s0 = await app_client.signup()
-    r = await app_client.client.post("/auth/v1/logout?scope=local", headers=bearer(s0["access_token"]))
+    r = await app_client.client.post(
+        "/auth/v1/logout?scope=local", headers=bearer(s0["access_token"])
+    )
     assert r.status_code == 204
     r = await app_client.refresh(s0["refresh_token"])
     assert code(r) == "refresh_token_not_found"
@@ -171,7 +175,9 @@ async def test_not_after_ends_the_session(app_client: AppHarness) -> None:
     assert code(r) == "session_expired"
 
 
-async def test_rotation_off_keeps_the_same_refresh_token(make_app: Callable[..., AppHarness]) -> None:
+async def test_rotation_off_keeps_the_same_refresh_token(
+    make_app: Callable[..., AppHarness],
+) -> None:
     app = make_app(rotation=False)
     async with app.client:
         s0 = await app.signup()

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
-from tests.conftest import API_VERSION, AppHarness, ServerProcess
-
 import httpx
+
+from tests.conftest import API_VERSION, AppHarness, ServerProcess
 
 
 async def test_signup_then_user(app_client: AppHarness) -> None:
     session = await app_client.signup("smoke@example.com")
     r = await app_client.client.get(
-        "/auth/v1/user", headers={"Authorization": f"Bearer {session['access_token']}", **API_VERSION}
+        "/auth/v1/user",
+        headers={"Authorization": f"Bearer {session['access_token']}", **API_VERSION},
     )
     assert r.status_code == 200
     assert r.json()["email"] == "smoke@example.com"
