@@ -15,7 +15,7 @@ _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 def fingerprint(secret: str | bytes) -> str:
-    """First 8 hex characters of the SHA-256 of ``secret``: enough to correlate, useless to replay."""
+    """First 8 hex chars of the SHA-256 of ``secret``: enough to correlate, useless to replay."""
     data = secret.encode() if isinstance(secret, str) else secret
     return hashlib.sha256(data).hexdigest()[:8]
 

@@ -22,10 +22,13 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 
 
 def parse_duration(value: object) -> float | None:
-    """Seconds from ``3600``, ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"``; ``None``/``""``/``0``/``"off"`` → off."""
-    if value is None or isinstance(value, bool):
-        if value is None:
-            return None
+    """Seconds from ``3600``, ``"90s"``, ``"15m"``, ``"24h"`` or ``"7d"``.
+
+    ``None``, ``""``, ``0`` and ``"off"`` mean the limit is off (``None``).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
         raise ValueError("expected a duration such as 3600, 90s, 15m, 24h or 7d")
     if isinstance(value, int | float):
         seconds = float(value)

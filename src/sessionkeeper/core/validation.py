@@ -12,6 +12,8 @@ from sessionkeeper.errors import AuthError
 MAX_EMAIL_LENGTH = 255
 MAX_PASSWORD_LENGTH = 1024
 MAX_METADATA_BYTES = 16 * 1024
+# Deeper nesting is refused before it reaches json.dumps (RecursionError) or the token.
+MAX_METADATA_DEPTH = 32
 # Deliberately plain: one @, a dot in the domain, no spaces or control characters.
 _EMAIL_RE = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f.]+")
 
@@ -33,9 +35,19 @@ def normalize_email(value: object) -> str:
         raise AuthError("validation_failed", "email must be a string")
     _encodable(value, "email")
     email = unicodedata.normalize("NFC", value).strip().lower()
-    if len(email) > MAX_EMAIL_LENGTH or _EMAIL_RE.fullmatch(email) is None:
+    if (
+        len(email) > MAX_EMAIL_LENGTH
+        or _EMAIL_RE.fullmatch(email) is None
+        or any(_invisible(ch) for ch in email)
+    ):
         raise AuthError("email_address_invalid")
     return email
+
+
+def _invisible(ch: str) -> bool:
+    """Control, format (bidi overrides, zero-width), unassigned or separator characters: they
+    would let two addresses that look the same on screen belong to different accounts."""
+    return unicodedata.category(ch)[0] in "CZ"
 
 
 def require_password(value: object) -> str:
@@ -66,6 +78,8 @@ def metadata(value: object, field: str = "data") -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise AuthError("validation_failed", f"{field} must be a JSON object")
+    if _nesting_exceeds(value, MAX_METADATA_DEPTH):
+        raise AuthError("validation_failed", f"{field} nests deeper than {MAX_METADATA_DEPTH}")
 
     try:
         size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
@@ -74,3 +88,20 @@ def metadata(value: object, field: str = "data") -> dict[str, Any] | None:
     if size > MAX_METADATA_BYTES:
         raise AuthError("validation_failed", f"{field} is larger than {MAX_METADATA_BYTES} bytes")
     return value
+
+
+def _nesting_exceeds(value: object, limit: int) -> bool:
+    """True when objects/arrays nest deeper than ``limit`` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

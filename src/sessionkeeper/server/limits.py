@@ -25,7 +25,9 @@ class BodyLimitMiddleware:
         declared = 0
         for name, value in scope.get("headers", []):
             if name == b"content-length":
-                declared = int(value) if value.isdigit() else 0
+                if value.isdigit():
+                    # 19+ digits exceed any limit (and thousands would overflow int()).
+                    declared = int(value) if len(value) <= 18 else self.max_bytes + 1
                 break
         received = 0
 

@@ -38,8 +38,14 @@ class NewSession:
     now: float
 
     def issue(self, ctx: AuthContext) -> IssuedSession:
-        return issue_session(ctx, user=self.user, identities=self.identities,
-                             session=self.session, refresh_token=self.refresh_token, now=self.now)
+        return issue_session(
+            ctx,
+            user=self.user,
+            identities=self.identities,
+            session=self.session,
+            refresh_token=self.refresh_token,
+            now=self.now,
+        )
 
 
 def start_session(
@@ -104,7 +110,9 @@ def password_grant(
         )
         raise AuthError("invalid_credentials")
     # Upgrade an old hash to the current argon2 parameters, also outside the transaction.
-    rehashed = ctx.passwords.hash(secret) if ctx.passwords.needs_rehash(user.password_hash) else None
+    rehashed = None
+    if ctx.passwords.needs_rehash(user.password_hash):
+        rehashed = ctx.passwords.hash(secret)
     now = ctx.clock.now()
     with ctx.store.transaction() as tx:
         fresh = tx.user_by_id(user.id)
@@ -186,7 +194,8 @@ def _next_token(
     presented: str,
     now: float,
 ) -> str:
-    """The refresh token to hand back for a granting decision (KEEP, RETURN_CURRENT, ROTATE, REUSE)."""
+    """The refresh token to hand back when the decision grants (KEEP, RETURN_CURRENT, ROTATE,
+    REUSE)."""
     if action is Action.KEEP:
         return presented
     if action is Action.RETURN_CURRENT:

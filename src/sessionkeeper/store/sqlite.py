@@ -416,7 +416,8 @@ class SQLiteStore:
                     for statement in iter_statements(migration.sql):
                         conn.execute(statement)
                     conn.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        "INSERT INTO schema_migrations (version, name, applied_at)"
+                        " VALUES (?, ?, ?)",
                         (migration.version, migration.name, time.time()),
                     )
                     conn.execute("COMMIT")
