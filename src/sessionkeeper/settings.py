@@ -156,9 +156,17 @@ FLAG_NAMES = {
 }
 
 
+# Settings read from the environment only (secrets must not appear in a process listing).
+ENV_ONLY = {"jwt_secret", "key_reload_interval", "autoconfirm", "password_min_length"}
+
+
 def describe(field: str) -> str:
+    """How an operator sets ``field``: ``--flag / SESSIONKEEPER_FIELD``."""
+    env = f"SESSIONKEEPER_{field.upper()}"
+    if field in ENV_ONLY:
+        return env
     flag = FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
-    return f"{flag} / SESSIONKEEPER_{field.upper()}"
+    return f"{flag} / {env}"
 
 
 def _build(model: type[M], overrides: dict[str, Any]) -> M:
