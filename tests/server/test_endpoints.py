@@ -337,3 +337,9 @@ async def test_store_outage_is_503_never_4xx(
         # Service resumes by itself once the store is back: nothing was lost.
         assert (await app.client.get("/auth/v1/health")).status_code == 200
         assert (await app.refresh(s["refresh_token"])).status_code == 200
+
+
+async def test_wrong_method_names_the_allowed_ones(app_client: AppHarness) -> None:
+    r = await app_client.client.get("/auth/v1/signup", headers=API_VERSION)
+    assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"

@@ -59,7 +59,7 @@ async def _store_down(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "validation_failed")
-    return error_response(request, AuthError(code))
+    return error_response(request, AuthError(code, headers=dict(exc.headers or {})))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
