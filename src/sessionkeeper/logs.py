@@ -16,7 +16,8 @@ _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 def fingerprint(secret: str | bytes) -> str:
     """First 8 hex chars of the SHA-256 of ``secret``: enough to correlate, useless to replay."""
-    data = secret.encode() if isinstance(secret, str) else secret
+    # surrogatepass: a fingerprint must never fail, even for text that is not valid Unicode.
+    data = secret.encode("utf-8", "surrogatepass") if isinstance(secret, str) else secret
     return hashlib.sha256(data).hexdigest()[:8]
 
 

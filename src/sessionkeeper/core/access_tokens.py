@@ -60,7 +60,7 @@ class InvalidAccessTokenError(Exception):
 
 def peek_kid(token: str, max_length: int = 8192) -> str | None:
     """The unverified ``kid`` header, or ``None``. Only ever a lookup key, never trusted."""
-    if len(token) > max_length:
+    if len(token) > max_length or not token.isascii():
         return None
     try:
         kid = jwt.get_unverified_header(token).get("kid")
@@ -76,6 +76,8 @@ def verify(
     issuer, audience, expiry (no leeway: the issuer's own clock is the reference) and subject."""
     if len(token) > max_length:
         raise InvalidAccessTokenError("token too long")
+    if not token.isascii():  # a JWS compact serialisation is base64url and dots only
+        raise InvalidAccessTokenError("malformed token: not ASCII")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:

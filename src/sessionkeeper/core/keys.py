@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -23,6 +24,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 Algorithm = Literal["ES256", "RS256", "HS256"]
 ALGORITHMS: tuple[Algorithm, ...] = ("ES256", "RS256", "HS256")
 MIN_HMAC_SECRET_BYTES = 32  # RFC 7518 §3.2: a key of the same size as the hash output or larger
+MIN_RSA_BITS = 2048  # RFC 7518 §3.3
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -103,12 +105,27 @@ class SigningKey:
     def load(cls, kid: str, alg: str, exported: str) -> SigningKey:
         if alg not in ALGORITHMS:
             raise KeyMaterialError(f"unknown algorithm {alg!r} for key {kid}")
-        if alg == "HS256":
-            return cls.from_secret(base64.b64decode(exported), kid=kid)
-        material = serialization.load_pem_private_key(exported.encode(), password=None)
-        expected = ec.EllipticCurvePrivateKey if alg == "ES256" else rsa.RSAPrivateKey
-        if not isinstance(material, expected):
-            raise KeyMaterialError(f"key {kid} does not hold {alg} material")
+        try:
+            if alg == "HS256":
+                return cls.from_secret(base64.b64decode(exported, validate=True), kid=kid)
+            material = serialization.load_pem_private_key(exported.encode(), password=None)
+        except (
+            ValueError,
+            TypeError,
+            UnsupportedAlgorithm,
+        ) as exc:  # binascii.Error is a ValueError
+            raise KeyMaterialError(f"key {kid}: unreadable {alg} material ({exc})") from None
+        if alg == "ES256":
+            if not (
+                isinstance(material, ec.EllipticCurvePrivateKey)
+                and isinstance(material.curve, ec.SECP256R1)
+            ):
+                raise KeyMaterialError(f"key {kid} does not hold a P-256 key, which ES256 requires")
+            return cls(kid, alg, material)
+        if not isinstance(material, rsa.RSAPrivateKey) or material.key_size < MIN_RSA_BITS:
+            raise KeyMaterialError(
+                f"key {kid} does not hold an RSA key of at least {MIN_RSA_BITS} bits"
+            )
         return cls(kid, alg, material)
 
 

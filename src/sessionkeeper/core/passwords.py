@@ -23,7 +23,8 @@ class Passwords:
     def check(self, stored_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(stored_hash, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        except (VerifyMismatchError, VerificationError, InvalidHashError, ValueError):
+            # ValueError covers UnicodeEncodeError from a corrupt (non-ASCII) stored hash.
             return False
 
     def check_unknown(self, password: str) -> bool:

@@ -81,18 +81,21 @@ class KeyRing:
             return tx.list_keys()
 
     def _load(self) -> KeySet:
+        stored = self.stored()  # one read: a rotation elsewhere cannot split the view
         published = [
             SigningKey.load(k.kid, k.alg, k.material)
-            for k in self.stored()
+            for k in stored
             if k.status in ("active", "published")
         ]
         if self._hmac is not None:
             return KeySet(self._hmac, published)
-        active = [k for k in self.stored() if k.status == "active" and k.alg == self._alg]
-        if not active:
-            raise LookupError("no active signing key; run `sessionkeeper keys rotate`")
-        signer = next(k for k in published if k.kid == active[-1].kid)
-        return KeySet(signer, published)
+        active = {k.kid for k in stored if k.status == "active" and k.alg == self._alg}
+        signers = [k for k in published if k.kid in active]
+        if not signers:
+            raise LookupError(
+                f"no active signing key for {self._alg}; run `sessionkeeper keys rotate`"
+            )
+        return KeySet(signers[-1], published)
 
     def current(self) -> KeySet:
         """The key set, reloaded from the store when older than ``reload_interval``."""

@@ -9,6 +9,7 @@ cheaper than letting them spin on SQLite's busy handler.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sessionkeeper.errors import ConfigError, StoreUnavailableError
 from sessionkeeper.store.base import DuplicateError, iter_statements
@@ -334,16 +336,23 @@ class SQLiteStore:
     def from_url(cls, url: str) -> SQLiteStore:
         return cls(_path_from_url(url))
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
+        """This thread's connection. Only ``migrate`` may create the file: anywhere else a
+        missing file is an outage (503), never a fresh empty database that loses every session."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
-            return conn
+            if os.path.exists(self.path):
+                return conn
+            self._forget(conn)
+            raise StoreUnavailableError(f"database file {self.path} has disappeared")
         try:
             parent = Path(self.path).parent
             if not parent.exists():
                 raise StoreUnavailableError(f"directory {parent} does not exist")
+            mode = "rwc" if create else "rw"
             conn = sqlite3.connect(
-                self.path,
+                f"file:{quote(os.path.abspath(self.path))}?mode={mode}",
+                uri=True,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,
@@ -359,6 +368,14 @@ class SQLiteStore:
         with self._connections_lock:
             self._connections.append(conn)
         return conn
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        with suppress(sqlite3.Error):
+            conn.close()
+        with self._connections_lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        self._local.conn = None
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[SQLiteTransaction]:
@@ -400,7 +417,7 @@ class SQLiteStore:
             conn.execute("ROLLBACK")
 
     def migrate(self) -> list[str]:
-        conn = self._connect()
+        conn = self._connect(create=True)
         applied: list[str] = []
         with self._write_lock:
             try:
