@@ -132,3 +132,16 @@ def test_migrate_and_version(tmp_path: Path) -> None:
     assert first.returncode == 0 and "0001_initial.sql" in first.stdout
     assert "up to date" in run("migrate", "--database", db).stdout
     assert run("--version").stdout.startswith("sessionkeeper ")
+
+
+def test_listen_socket_is_tcp_so_asyncio_sets_nodelay() -> None:
+    import socket
+
+    from sessionkeeper.cli.serving import listen_socket
+
+    sock = listen_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockname()[1] > 0
+    finally:
+        sock.close()
