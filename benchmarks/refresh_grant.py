@@ -18,7 +18,7 @@ generator and by every other process, so a reader can tell what limited a figure
 Baselines, measured in the same run and interleaved with the refresh runs:
 
 * ``sqlite update`` -- a bare ``sqlite3`` loop on a temporary file in the same directory, in
-  the server's mode (WAL, ``synchronous=NORMAL``), doing ``BEGIN IMMEDIATE; UPDATE one row;
+  the server's mode (WAL, ``synchronous=FULL``), doing ``BEGIN IMMEDIATE; UPDATE one row;
   COMMIT``, pinned to the server's core. This is the ceiling for any store that writes once per
   grant: ``refresh / sqlite`` says which fraction of it the whole HTTP + crypto + SQL path keeps.
 * ``health`` -- ``GET /health`` at the same concurrency against the same server (HTTP parsing,
@@ -435,12 +435,12 @@ async def timed_run(
 
 
 def sqlite_update_run(path: Path, seconds: float) -> Run:
-    """``BEGIN IMMEDIATE; UPDATE one row; COMMIT`` in a loop, WAL + synchronous=NORMAL."""
+    """``BEGIN IMMEDIATE; UPDATE one row; COMMIT`` in a loop, WAL + synchronous=FULL."""
     path.unlink(missing_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA synchronous=FULL")
         conn.execute("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
         conn.execute("INSERT INTO counter (id, n) VALUES (1, 0)")
         latencies: list[float] = []

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ from sessionkeeper.store.records import (
     UserRecord,
 )
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT = 10.0  # seconds a transaction may wait for a connection or the write lock
+POOL_SIZE = 16  # readers in parallel; writers are serialised anyway
 
 
 def _path_from_url(url: str) -> str:
@@ -49,6 +50,9 @@ class SQLiteTransaction:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._c = conn
+
+    def ping(self) -> None:
+        self._c.execute("SELECT 1").fetchone()
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._c.execute(sql, params).fetchone()
@@ -321,95 +325,188 @@ class SQLiteTransaction:
         )
 
 
+class _ConnectionPool:
+    """A bounded set of connections, each checked out for one transaction at a time.
+
+    Worker threads come and go (anyio retires idle ones), so connections belong to the pool,
+    not to threads: the number of open files stays bounded however many threads have run.
+    """
+
+    def __init__(self, opener: Callable[[], sqlite3.Connection], size: int) -> None:
+        self._open_new = opener
+        self._size = size
+        self._idle: list[sqlite3.Connection] = []
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def get(self, timeout: float) -> sqlite3.Connection:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._idle and self._count >= self._size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StoreUnavailableError(f"all {self._size} store connections are busy")
+                self._cond.wait(remaining)
+            if self._idle:
+                return self._idle.pop()
+            self._count += 1
+        try:
+            return self._open_new()
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+
+    def put(self, conn: sqlite3.Connection) -> None:
+        with self._cond:
+            self._idle.append(conn)
+            self._cond.notify()
+
+    def discard(self, conn: sqlite3.Connection) -> None:
+        with suppress(sqlite3.Error):
+            conn.close()
+        with self._cond:
+            self._count -= 1
+            self._cond.notify()
+
+    def clear(self) -> None:
+        """Close every idle connection (checked-out ones are closed when discarded)."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            with suppress(sqlite3.Error):
+                conn.close()
+
+    @property
+    def open_connections(self) -> int:
+        return self._count
+
+
 class SQLiteStore:
     """A SQLite file shared by the threads of this process (and by other processes, safely)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, pool_size: int = POOL_SIZE, busy_timeout: float = BUSY_TIMEOUT
+    ) -> None:
         self.path = str(path)
+        self.busy_timeout = busy_timeout
         self.url_for_display = f"sqlite:///{self.path}"
-        self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
+        self._pool = _ConnectionPool(self._open, pool_size)
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we opened
+        self._in_tx = threading.local()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
         return cls(_path_from_url(url))
 
-    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
-        """This thread's connection. Only ``migrate`` may create the file: anywhere else a
-        missing file is an outage (503), never a fresh empty database that loses every session."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            if os.path.exists(self.path):
-                return conn
-            self._forget(conn)
-            raise StoreUnavailableError(f"database file {self.path} has disappeared")
+    @property
+    def open_connections(self) -> int:
+        return self._pool.open_connections
+
+    def _open(self, *, create: bool = False) -> sqlite3.Connection:
+        """A new connection. Only ``migrate`` may create the file: anywhere else a missing file
+        is an outage (503), never a fresh empty database that loses every session."""
+        parent = Path(self.path).parent
+        if not parent.exists():
+            raise StoreUnavailableError(f"directory {parent} does not exist")
         try:
-            parent = Path(self.path).parent
-            if not parent.exists():
-                raise StoreUnavailableError(f"directory {parent} does not exist")
-            mode = "rwc" if create else "rw"
             conn = sqlite3.connect(
-                f"file:{quote(os.path.abspath(self.path))}?mode={mode}",
+                f"file:{quote(os.path.abspath(self.path))}?mode={'rwc' if create else 'rw'}",
                 uri=True,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=self.busy_timeout,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,
+                check_same_thread=False,  # a pooled connection serves one thread at a time
             )
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a committed rotation survives power loss. With NORMAL the last rotations
+            # could vanish, leaving clients holding tokens the store never heard of.
+            conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from exc
-        self._local.conn = conn
-        with self._connections_lock:
-            self._connections.append(conn)
+        self._restrict_permissions()
         return conn
 
-    def _forget(self, conn: sqlite3.Connection) -> None:
-        with suppress(sqlite3.Error):
-            conn.close()
-        with self._connections_lock:
-            if conn in self._connections:
-                self._connections.remove(conn)
-        self._local.conn = None
+    def _restrict_permissions(self) -> None:
+        """Owner-only access: the file holds password hashes and signing keys."""
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(OSError):
+                os.chmod(self.path + suffix, 0o600)
+
+    def _check_file(self) -> None:
+        """A vanished file is an outage; a replaced one (a restore) is reopened, not written
+        through stale connections into the old, unlinked inode."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            self._pool.clear()
+            raise StoreUnavailableError(f"database file {self.path} is gone: {exc}") from exc
+        identity = (st.st_dev, st.st_ino)
+        if self._identity is not None and identity != self._identity:
+            self._pool.clear()
+        self._identity = identity
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[SQLiteTransaction]:
-        conn = self._connect()
-        if conn.in_transaction:
+        if getattr(self._in_tx, "active", False):
             # A programming error (it would deadlock other backends): say so plainly.
             raise RuntimeError("nested store transaction on one thread")
-        lock = self._write_lock if write else None
-        if lock is not None:
-            lock.acquire()
+        timeout = self.busy_timeout
+        if write and not self._write_lock.acquire(timeout=timeout):
+            raise StoreUnavailableError(f"no write slot within {timeout:.0f} s")
+        self._in_tx.active = True
         try:
+            self._check_file()
+            conn = self._pool.get(timeout)
+            identity = self._identity
             try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.Error as exc:
-                raise StoreUnavailableError(f"cannot begin a transaction: {exc}") from exc
-            try:
-                yield SQLiteTransaction(conn)
-            except sqlite3.IntegrityError as exc:
-                conn.execute("ROLLBACK")
-                raise DuplicateError(str(exc)) from exc
-            except sqlite3.Error as exc:
-                self._rollback_quietly(conn)
-                raise StoreUnavailableError(str(exc)) from exc
-            except BaseException:
-                self._rollback_quietly(conn)
+                yield from self._run(conn, write)
+            except BaseException as exc:
+                # A refusal raised by the caller was rolled back cleanly: keep the connection.
+                # A database error, or a rollback that did not happen, leaves it suspect.
+                if conn.in_transaction or isinstance(exc, StoreUnavailableError | sqlite3.Error):
+                    self._pool.discard(conn)
+                else:
+                    self._pool.put(conn)
                 raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback_quietly(conn)
-                raise StoreUnavailableError(f"commit failed: {exc}") from exc
+            if identity != self._identity:
+                self._pool.discard(conn)
+            else:
+                self._pool.put(conn)
         finally:
-            if lock is not None:
-                lock.release()
+            self._in_tx.active = False
+            if write:
+                self._write_lock.release()
+
+    def _run(self, conn: sqlite3.Connection, write: bool) -> Iterator[SQLiteTransaction]:
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot begin a transaction: {exc}") from exc
+        try:
+            yield SQLiteTransaction(conn)
+        except sqlite3.IntegrityError as exc:
+            self._rollback_quietly(conn)
+            if "UNIQUE" in str(exc):
+                raise DuplicateError(str(exc)) from exc
+            raise
+        except sqlite3.Error as exc:
+            self._rollback_quietly(conn)
+            raise StoreUnavailableError(str(exc)) from exc
+        except BaseException:
+            self._rollback_quietly(conn)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback_quietly(conn)
+            raise StoreUnavailableError(f"commit failed: {exc}") from exc
 
     @staticmethod
     def _rollback_quietly(conn: sqlite3.Connection) -> None:
@@ -417,9 +514,10 @@ class SQLiteStore:
             conn.execute("ROLLBACK")
 
     def migrate(self) -> list[str]:
-        conn = self._connect(create=True)
+        """Apply pending migrations (creating the file if needed) in one connection."""
         applied: list[str] = []
         with self._write_lock:
+            conn = self._open(create=True)
             try:
                 conn.execute(CREATE_LEDGER)
                 for migration in load_migrations():
@@ -442,18 +540,14 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 self._rollback_quietly(conn)
                 raise StoreUnavailableError(f"migration failed: {exc}") from exc
+            finally:
+                conn.close()
+            self._restrict_permissions()
         return applied
 
     def ping(self) -> None:
-        try:
-            self._connect().execute("SELECT 1").fetchone()
-        except sqlite3.Error as exc:
-            raise StoreUnavailableError(str(exc)) from exc
+        with self.transaction(write=False) as tx:
+            tx.ping()
 
     def close(self) -> None:
-        with self._connections_lock:
-            for conn in self._connections:
-                with suppress(sqlite3.Error):
-                    conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._pool.clear()
