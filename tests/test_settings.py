@@ -46,7 +46,6 @@ def test_defaults() -> None:
     assert config.sessions.session_timebox is None
     assert config.sessions.session_inactivity_timeout is None
     assert config.signup.disable_signup is False
-    assert config.signup.autoconfirm is True
     assert config.signup.password_min_length == 6
     assert config.rate_limits.rate_limit_window == 300.0
     assert config.rate_limits.rate_limit_password_per_ip == 30
@@ -83,7 +82,6 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
         "SESSIONKEEPER_SESSION_TIMEBOX": "24h",
         "SESSIONKEEPER_SESSION_INACTIVITY_TIMEOUT": "30m",
         "SESSIONKEEPER_DISABLE_SIGNUP": "1",
-        "SESSIONKEEPER_AUTOCONFIRM": "no",
         "SESSIONKEEPER_PASSWORD_MIN_LENGTH": "12",
         "SESSIONKEEPER_RATE_LIMIT_WINDOW": "60",
         "SESSIONKEEPER_RATE_LIMIT_PASSWORD_PER_IP": "0",
@@ -109,7 +107,6 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert config.sessions.session_timebox == 86400.0
     assert config.sessions.session_inactivity_timeout == 1800.0
     assert config.signup.disable_signup is True
-    assert config.signup.autoconfirm is False
     assert config.signup.password_min_length == 12
     assert config.rate_limits.rate_limit_window == 60.0
     assert config.rate_limits.rate_limit_password_per_ip == 0

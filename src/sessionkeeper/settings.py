@@ -117,7 +117,6 @@ class SessionSettings(_Base):
 
 class SignupSettings(_Base):
     disable_signup: bool = False
-    autoconfirm: bool = True
     password_min_length: int = Field(6, ge=1, le=256)
 
 
@@ -156,8 +155,9 @@ FLAG_NAMES = {
 }
 
 
-# Settings read from the environment only (secrets must not appear in a process listing).
-ENV_ONLY = {"jwt_secret", "key_reload_interval", "autoconfirm", "password_min_length"}
+# Settings read from the environment only: the secret (which must not appear in a process
+# listing) and a few rarely changed knobs.
+ENV_ONLY = {"jwt_secret", "key_reload_interval", "password_min_length"}
 
 
 def describe(field: str) -> str:

@@ -145,3 +145,43 @@ def test_listen_socket_is_tcp_so_asyncio_sets_nodelay() -> None:
         assert sock.getsockname()[1] > 0
     finally:
         sock.close()
+
+
+def test_users_create_changes_no_key_and_starts_no_session(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    import sqlite3
+
+    db = f"sqlite:///{tmp_path}/rs.db"
+    server = start_server("--signing-alg", "RS256", database=db)
+    created = run("users", "create", "ops@example.com", "--database", db, stdin="a-long-passw0rd\n")
+    assert created.returncode == 0, created.stderr
+    raw = sqlite3.connect(f"{tmp_path}/rs.db")
+    assert raw.execute("SELECT alg, status FROM signing_keys").fetchall() == [("RS256", "active")]
+    assert raw.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+    raw.close()
+    r = httpx.post(
+        f"{server.auth_url}/token?grant_type=password",
+        json={"email": "ops@example.com", "password": "a-long-passw0rd"},
+    )
+    assert r.status_code == 200
+    assert r.json()["access_token"].count(".") == 2
+
+
+def test_keys_rotate_to_another_algorithm_keeps_the_server_signing(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    db = f"sqlite:///{tmp_path}/switch.db"
+    server = start_server(database=db, env={"SESSIONKEEPER_KEY_RELOAD_INTERVAL": "0.2"})
+    rotated = run("keys", "rotate", "--alg", "RS256", "--database", db)
+    assert rotated.returncode == 0, rotated.stderr
+    assert run("keys", "rotate", "--alg", "HS256", "--database", db).returncode == 2
+    time.sleep(0.5)  # one reload interval of the running server (0.2 s)
+    r = httpx.post(
+        f"{server.auth_url}/signup",
+        json={"email": "after-switch@example.com", "password": "a-long-passw0rd"},
+    )
+    assert r.status_code == 200, r.text
+    import jwt
+
+    assert jwt.get_unverified_header(r.json()["access_token"])["alg"] == "RS256"

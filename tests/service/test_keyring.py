@@ -291,3 +291,46 @@ def test_reload_during_a_rotation_elsewhere_gives_a_consistent_keyset(
     keys = racing.current()
     assert keys.get(keys.active.kid) is keys.active
     assert keys.active.kid in {k.kid for k in ring.stored() if k.status != "retired"}
+
+
+def test_servers_sign_with_the_active_key_whatever_their_configured_algorithm(
+    ring: KeyRing, store: SQLiteStore, clock: ManualClock
+) -> None:
+    other = KeyRing(store, alg="RS256", clock=clock, reload_interval=30)  # not ensure_active'd
+    ring.rotate("RS256")  # an operator switches the store to RS256
+    clock.advance(31)
+    for keyring in (ring, other):
+        keys = keyring.current()
+        assert keys.active.alg == "RS256"
+        assert signed_kid(keys, clock.now()) == keys.active.kid
+
+
+def test_a_failed_reload_keeps_serving_the_last_good_keys(
+    ring: KeyRing, store: SQLiteStore, clock: ManualClock, tmp_path: Path
+) -> None:
+    before = ring.current()
+    store.close()
+    moved = tmp_path.parent / (tmp_path.name + "-away")
+    tmp_path.rename(moved)  # the store goes away under the running server
+    try:
+        clock.advance(31)
+        assert ring.current() is before  # still signing, not a 500
+        clock.advance(5)
+        assert ring.current() is before
+    finally:
+        moved.rename(tmp_path)
+    clock.advance(5)
+    assert ring.current().active.kid == before.active.kid  # reloaded again once it is back
+
+
+def test_a_bad_key_row_is_skipped_not_fatal(
+    ring: KeyRing, store: SQLiteStore, clock: ManualClock
+) -> None:
+    from sessionkeeper.store.records import StoredKey
+
+    with store.transaction() as tx:
+        tx.insert_key(StoredKey("broken", "ES256", "not a pem", "published", clock.now()))
+    clock.advance(31)
+    keys = ring.current()
+    assert keys.get("broken") is None
+    assert keys.active.alg == "ES256"

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from sessionkeeper.cli.options import Database, SigningAlg
+from sessionkeeper.cli.options import Database
 from sessionkeeper.service.keyring import KeyRing
 
 app = typer.Typer(help="Manage signing keys.", no_args_is_help=True)
 out = Console()
 
 
-def _keyring(database: str | None, signing_alg: str | None) -> KeyRing:
+def _keyring(database: str | None) -> KeyRing:
     from sessionkeeper import settings
     from sessionkeeper.store import open_store
 
-    config = settings.load(database=database, signing_alg=signing_alg)
+    config = settings.load(database=database)
     store = open_store(config.store.database)
     store.migrate()
-    return KeyRing(store, alg=config.tokens.signing_alg)
+    return KeyRing(store, reload_interval=config.tokens.key_reload_interval)
 
 
 @app.command("list")
 def list_keys(database: Database = None) -> None:
     """Show every key with its status (active signs; published verifies; retired is gone)."""
-    ring = _keyring(database, None)
+    ring = _keyring(database)
     table = Table("kid", "alg", "status", "created", "retired")
     for key in ring.stored():
         created = datetime.fromtimestamp(key.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -42,21 +43,36 @@ def list_keys(database: Database = None) -> None:
 
 
 @app.command("rotate")
-def rotate(database: Database = None, signing_alg: SigningAlg = None) -> None:
+def rotate(
+    database: Database = None,
+    alg: Annotated[
+        str | None,
+        typer.Option("--alg", help="ES256 or RS256 (default: the algorithm of the active key)"),
+    ] = None,
+) -> None:
     """Make a new active signing key; the old one stays published until retired."""
-    ring = _keyring(database, signing_alg)
+    if alg not in (None, "ES256", "RS256"):
+        typer.echo(
+            "error: --alg must be ES256 or RS256 (HS256 comes from SESSIONKEEPER_JWT_SECRET)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    ring = _keyring(database)
     try:
-        key = ring.rotate()
+        key = ring.rotate("RS256" if alg == "RS256" else "ES256" if alg else None)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"new active key {key.kid} ({key.alg}); running servers pick it up within 30 s")
+    typer.echo(
+        f"new active key {key.kid} ({key.alg}); running servers sign with it within "
+        f"{ring.reload_interval:g} s"
+    )
 
 
 @app.command("retire")
 def retire(kid: str, database: Database = None) -> None:
     """Stop publishing a key: tokens it signed no longer verify."""
-    ring = _keyring(database, None)
+    ring = _keyring(database)
     try:
         ring.retire(kid)
     except (LookupError, ValueError) as exc:

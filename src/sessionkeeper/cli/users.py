@@ -26,9 +26,9 @@ def create(
 ) -> None:
     """Create a confirmed user. The password comes from a prompt, or stdin with --password-stdin."""
     from sessionkeeper import settings
-    from sessionkeeper.server.app import build_context
-    from sessionkeeper.service.context import IssuedSession
-    from sessionkeeper.service.signup import signup
+    from sessionkeeper.service.context import AuthContext
+    from sessionkeeper.service.keyring import KeyRing
+    from sessionkeeper.service.signup import create_user
     from sessionkeeper.store import open_store
 
     if password_stdin or not sys.stdin.isatty():
@@ -36,13 +36,18 @@ def create(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     config = settings.load(database=database)
-    ctx = build_context(config, open_store(config.store.database))
-    ctx.autoconfirm = True
-    ctx.disable_signup = False
+    store = open_store(config.store.database)
+    store.migrate()
+    # No keys and no session: creating a user signs nobody in.
+    ctx = AuthContext(
+        store=store,
+        keyring=KeyRing(store),
+        issuer=config.issuer(),
+        password_min_length=config.signup.password_min_length,
+    )
     try:
-        result = signup(ctx, email=email, password=password)
+        user = create_user(ctx, email=email, password=password)
     except AuthError as exc:
         typer.echo(f"error: {exc.message} ({exc.code})", err=True)
         raise typer.Exit(1) from None
-    user = result.user if isinstance(result, IssuedSession) else result[0]
     typer.echo(f"created user {user.email} ({user.id})")

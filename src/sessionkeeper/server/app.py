@@ -148,7 +148,6 @@ def build_context(
         passwords=passwords or Passwords(),
         clock=clock,
         disable_signup=config.signup.disable_signup,
-        autoconfirm=config.signup.autoconfirm,
         password_min_length=config.signup.password_min_length,
     )
 

@@ -33,7 +33,6 @@ class AuthContext:
     passwords: Passwords = field(default_factory=Passwords)
     clock: Clock = field(default_factory=SystemClock)
     disable_signup: bool = False
-    autoconfirm: bool = True
     password_min_length: int = 6
 
 

@@ -1,15 +1,22 @@
-"""POST /signup: create a user with an email identity; with autoconfirm, sign them in at once."""
+"""POST /signup (a user with an email identity, signed in at once) and CLI user creation.
+
+sessionkeeper sends no mail, so every address is confirmed on creation (GoTrue's "autoconfirm")
+and ``/signup`` answers with a session, as Supabase projects with autoconfirm on do.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sessionkeeper.core import validation
 from sessionkeeper.errors import AuthError
 from sessionkeeper.service.context import AuthContext, IssuedSession, new_id
-from sessionkeeper.service.grants import start_session
-from sessionkeeper.store.base import DuplicateError
+from sessionkeeper.service.grants import NewSession, start_session
+from sessionkeeper.store.base import DuplicateError, Transaction
 from sessionkeeper.store.records import IdentityRecord, UserRecord
+
+T = TypeVar("T")
 
 
 def signup(
@@ -20,10 +27,40 @@ def signup(
     data: object = None,
     ip: str | None = None,
     user_agent: str | None = None,
-) -> IssuedSession | tuple[UserRecord, list[IdentityRecord]]:
-    """A new user (and, with autoconfirm, their first session). Duplicate email → 422."""
+) -> IssuedSession:
+    """A new user and their first session. Duplicate email → 422 ``user_already_exists``."""
     if ctx.disable_signup:
         raise AuthError("signup_disabled")
+
+    def sign_in(tx: Transaction, user: UserRecord) -> NewSession:
+        return start_session(tx, user, now=user.created_at, ip=ip, user_agent=user_agent)
+
+    started = _create(ctx, email=email, password=password, data=data, then=sign_in)
+    assert started is not None
+    return started.issue(ctx)
+
+
+def create_user(
+    ctx: AuthContext, *, email: object, password: object, data: object = None
+) -> UserRecord:
+    """A confirmed user without a session (``sessionkeeper users create``)."""
+    created: list[UserRecord] = []
+
+    def keep(tx: Transaction, user: UserRecord) -> None:
+        created.append(user)
+
+    _create(ctx, email=email, password=password, data=data, then=keep)
+    return created[0]
+
+
+def _create(
+    ctx: AuthContext,
+    *,
+    email: object,
+    password: object,
+    data: object,
+    then: Callable[[Transaction, UserRecord], T],
+) -> T:
     address = validation.normalize_email(email)
     secret = validation.require_password(password)
     validation.check_strength(secret, ctx.password_min_length)
@@ -42,7 +79,7 @@ def signup(
         password_hash=password_hash,
         created_at=now,
         updated_at=now,
-        email_confirmed_at=now if ctx.autoconfirm else None,
+        email_confirmed_at=now,
         app_metadata={"provider": "email", "providers": ["email"]},
         user_metadata=metadata,
     )
@@ -54,7 +91,7 @@ def signup(
         identity_data={
             "sub": user_id,
             "email": address,
-            "email_verified": ctx.autoconfirm,
+            "email_verified": True,
             "phone_verified": False,
         },
         created_at=now,
@@ -63,12 +100,7 @@ def signup(
     try:
         with ctx.store.transaction() as tx:
             tx.insert_user(user, identity)
-            started = (
-                start_session(tx, user, now=now, ip=ip, user_agent=user_agent)
-                if ctx.autoconfirm
-                else None
-            )
+            return then(tx, user)
     except DuplicateError:
         # Two sign-ups of one email raced; the loser gets the same answer as a late one.
         raise AuthError("user_already_exists") from None
-    return started.issue(ctx) if started else (user, [identity])

@@ -19,7 +19,7 @@ async def get_settings(request: Request) -> Response:
         {
             "external": {"email": True, "phone": False, "anonymous_users": False},
             "disable_signup": ctx.disable_signup,
-            "mailer_autoconfirm": ctx.autoconfirm,
+            "mailer_autoconfirm": True,  # no mail is sent: addresses are confirmed on sign-up
             "phone_autoconfirm": False,
             "sms_provider": "",
             "saml_enabled": False,

@@ -7,9 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sessionkeeper.server.http import client_ip, json_response, read_json
-from sessionkeeper.server.serialize import session_json, user_json
+from sessionkeeper.server.serialize import session_json
 from sessionkeeper.server.state import server_state
-from sessionkeeper.service.context import IssuedSession
 from sessionkeeper.service.signup import signup
 
 
@@ -25,7 +24,4 @@ async def post_signup(request: Request) -> Response:
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
-    if isinstance(result, IssuedSession):
-        return json_response(request, session_json(result))
-    user, identities = result
-    return json_response(request, user_json(user, identities))
+    return json_response(request, session_json(result))
