@@ -222,6 +222,7 @@ class ServerProcess:
             "--database", f"sqlite:///{self.database}",
             "--rate-limit-password-per-ip", "0",
             "--rate-limit-password-per-email", "0",
+            "--rate-limit-signup-per-ip", "0",
         ]  # fmt: skip
         self._log = self.log_path.open("w")
         # The child inherits this process's affinity at fork: pin ourselves, spawn, move back.

@@ -70,6 +70,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., AppHarness]]:
         overrides.setdefault("issuer", "http://auth.test/auth/v1")
         overrides.setdefault("rate_limit_password_per_ip", 0)
         overrides.setdefault("rate_limit_password_per_email", 0)
+        overrides.setdefault("rate_limit_signup_per_ip", 0)
         config = settings.load(**overrides)
         store = SQLiteStore(tmp_path / f"app{len(stores)}.db")
         stores.append(store)
@@ -194,4 +195,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
 @pytest.fixture
 def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return start_server("--rate-limit-password-per-ip", "0", "--rate-limit-password-per-email", "0")
+    return start_server(
+        "--rate-limit-password-per-ip", "0",
+        "--rate-limit-password-per-email", "0",
+        "--rate-limit-signup-per-ip", "0",
+    )  # fmt: skip

@@ -121,11 +121,16 @@ class SignupSettings(_Base):
 
 
 class RateLimitSettings(_Base):
-    """Password-grant limits. 0 turns a limit off."""
+    """Limits on the endpoints that cost an argon2 hash. 0 turns a limit off.
+
+    Per IP, every attempt counts. Per email, only failed password checks count, so a user who
+    knows their password is not locked out by their own successful sign-ins.
+    """
 
     rate_limit_window: float = Field(300.0, gt=0)
     rate_limit_password_per_ip: int = Field(30, ge=0)
     rate_limit_password_per_email: int = Field(10, ge=0)
+    rate_limit_signup_per_ip: int = Field(30, ge=0)
 
 
 @dataclass(frozen=True)

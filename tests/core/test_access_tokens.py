@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from sessionkeeper.core.access_tokens import (
     AUDIENCE,
+    LEEWAY,
+    MAX_TOKEN_LENGTH,
     AccessTokenInput,
     InvalidAccessTokenError,
     build_claims,
@@ -356,12 +358,12 @@ def test_verify_refuses_garbage(keys: KeySet, garbage: str) -> None:
 
 
 def test_verify_refuses_oversize_token_before_decoding(keys: KeySet) -> None:
-    big = keys.sign(claims(user_metadata={"pad": "x" * 10_000}))
-    assert len(big) > 8192
+    big = keys.sign(claims(user_metadata={"pad": "x" * 20_000}))
+    assert len(big) > MAX_TOKEN_LENGTH
     assert_refused(big, keys, "too long")
     # exactly at the limit is not "too long" (it fails later, for another reason)
     with pytest.raises(InvalidAccessTokenError) as info:
-        verify("x" * 8192, keys, issuer=ISSUER, now=NOW)
+        verify("x" * MAX_TOKEN_LENGTH, keys, issuer=ISSUER, now=NOW)
     assert "too long" not in str(info.value)
 
 
@@ -392,7 +394,7 @@ def test_peek_kid_returns_none_for_non_string_kid(kid: Any) -> None:
 
 
 def test_peek_kid_refuses_oversize_input() -> None:
-    header = b64json({"alg": "HS256", "kid": "k" * 9000})
+    header = b64json({"alg": "HS256", "kid": "k" * MAX_TOKEN_LENGTH})
     assert peek_kid(f"{header}.e30.sig") is None
     assert peek_kid(f"{b64json({'alg': 'HS256', 'kid': 'k'})}.e30.sig") == "k"
 
@@ -413,3 +415,15 @@ def test_peek_kid_never_raises_on_arbitrary_headers(header: dict[str, Any]) -> N
 @pytest.mark.parametrize("text", ["\ud800", "eyJhbGciOiJIUzI1NiJ9.\udfff.x"])
 def test_peek_kid_never_raises_on_lone_surrogates(text: str) -> None:
     assert peek_kid(text) is None
+
+
+def test_verify_honours_nbf_with_leeway(keys: KeySet) -> None:
+    token = keys.sign(claims(nbf=NOW + 100))
+    assert_refused(token, keys, "nbf", now=NOW + 100 - LEEWAY - 1)
+    assert verify(token, keys, issuer=ISSUER, now=NOW + 100 - LEEWAY)["nbf"] == NOW + 100
+
+
+def test_verify_refuses_iat_in_the_future(keys: KeySet) -> None:
+    token = keys.sign(claims(iat=NOW + 600))
+    assert_refused(token, keys, "iat", now=NOW)
+    assert verify(token, keys, issuer=ISSUER, now=NOW + 600 - LEEWAY)["iat"] == NOW + 600

@@ -279,3 +279,11 @@ def test_load_refuses_malformed_material_somehow() -> None:
     for alg, exported in (("ES256", base64.b64encode(SECRET).decode()), ("RS256", "x")):
         with pytest.raises((KeyMaterialError, ValueError)):
             SigningKey.load("k", alg, exported)
+
+
+def test_secrets_never_appear_in_a_repr() -> None:
+    secret = b"a-very-secret-hmac-key-of-32-bytes!!"
+    assert secret.decode() not in repr(SigningKey.from_secret(secret))
+    es = SigningKey.generate("ES256")
+    assert "PRIVATE" not in repr(es)
+    assert "material" not in repr(es)

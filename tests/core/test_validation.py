@@ -229,16 +229,17 @@ def test_metadata_with_unencodable_content_is_validation_failed(value: dict[str,
     assert code_of(metadata, value) == "validation_failed"
 
 
-def test_metadata_size_limit_is_inclusive_and_counts_utf8_bytes() -> None:
-    overhead = len(json.dumps({"k": ""}).encode())
+def test_metadata_size_limit_is_inclusive_and_counts_the_token_form() -> None:
+    overhead = len(json.dumps({"k": ""}, separators=(",", ":")))
     exact = {"k": "x" * (MAX_METADATA_BYTES - overhead)}
     assert metadata(exact) == exact
     assert code_of(metadata, {"k": "x" * (MAX_METADATA_BYTES - overhead + 1)}) == (
         "validation_failed"
     )
-    # 'é' is two bytes in UTF-8: half as many characters fit
-    two_byte = {"k": "é" * ((MAX_METADATA_BYTES - overhead) // 2 + 1)}
-    assert code_of(metadata, two_byte) == "validation_failed"
+    # In the token 'é' is escaped as \u00e9 (six characters): a sixth as many fit.
+    escaped = {"k": "é" * ((MAX_METADATA_BYTES - overhead) // 6 + 1)}
+    assert code_of(metadata, escaped) == "validation_failed"
+    assert metadata({"k": "é" * ((MAX_METADATA_BYTES - overhead) // 6)}) is not None
 
 
 @given(json_values)

@@ -36,7 +36,11 @@ CONTRACT_CLAIMS = {
     "app_metadata",
     "user_metadata",
 }
-NO_LIMITS = ("--rate-limit-password-per-ip", "0", "--rate-limit-password-per-email", "0")
+NO_LIMITS = (
+    "--rate-limit-password-per-ip", "0",
+    "--rate-limit-password-per-email", "0",
+    "--rate-limit-signup-per-ip", "0",
+)  # fmt: skip
 
 
 def signup(server: ServerProcess, address: str | None = None) -> dict[str, Any]:

@@ -334,3 +334,63 @@ async def test_wrong_method_names_the_allowed_ones(app_client: AppHarness) -> No
     r = await app_client.client.get("/auth/v1/signup", headers=API_VERSION)
     assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed")
     assert r.headers["allow"] == "POST"
+
+
+async def test_successful_sign_ins_do_not_use_up_the_per_email_limit(
+    make_app: Callable[..., AppHarness],
+) -> None:
+    app = make_app(rate_limit_password_per_email=2, rate_limit_window=60)
+    async with app.client:
+        await app.signup("regular@example.com")
+        for _ in range(5):  # a user who knows the password is never locked out by using it
+            assert (await sign_in(app, "regular@example.com")).status_code == 200
+
+
+async def test_signup_rate_limit_per_ip(make_app: Callable[..., AppHarness]) -> None:
+    app = make_app(rate_limit_signup_per_ip=2, rate_limit_window=60)
+    async with app.client:
+        await app.signup()
+        await app.signup()
+        r = await app.client.post(
+            "/auth/v1/signup",
+            json={"email": "third@example.com", "password": PASSWORD},
+            headers=API_VERSION,
+        )
+        assert (r.status_code, r.json()["code"]) == (429, "over_request_rate_limit")
+        assert "retry-after" in r.headers
+
+
+async def test_metadata_is_capped_so_every_token_stays_usable(app_client: AppHarness) -> None:
+    from sessionkeeper.core.validation import MAX_METADATA_BYTES
+
+    # The largest allowed metadata, in characters that expand most in the token (\\uXXXX).
+    biggest = {"bio": "\u00e9" * ((MAX_METADATA_BYTES - 12) // 6)}
+    r = await app_client.client.post(
+        "/auth/v1/signup",
+        json={"email": "big@example.com", "password": PASSWORD, "data": biggest},
+        headers=API_VERSION,
+    )
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert (
+        await app_client.client.get("/auth/v1/user", headers=bearer(s["access_token"]))
+    ).status_code == 200
+    # Growing it past the cap by merging is refused; the account can still be edited after.
+    h = bearer(s["access_token"])
+    grow = await app_client.client.put(
+        "/auth/v1/user", json={"data": {"more": "x" * 100}}, headers=h
+    )
+    assert (grow.status_code, grow.json()["code"]) == (400, "validation_failed")
+    shrink = await app_client.client.put("/auth/v1/user", json={"data": {"bio": None}}, headers=h)
+    assert shrink.status_code == 200
+    assert shrink.json()["user_metadata"] == {}
+
+
+def test_issued_sessions_do_not_show_tokens_in_their_repr() -> None:
+    from sessionkeeper.service.context import IssuedSession
+    from sessionkeeper.store.records import UserRecord
+
+    user = UserRecord(id="u", email="e@example.com", password_hash="h", created_at=0, updated_at=0)
+    issued = IssuedSession("access-secret", "refresh-secret", 3600, 3600, user, [])
+    assert "access-secret" not in repr(issued)
+    assert "refresh-secret" not in repr(issued)

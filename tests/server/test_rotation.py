@@ -193,3 +193,20 @@ def _session_id(access_token: str) -> str:
 
     claims = jwt.decode(access_token, options={"verify_signature": False})
     return str(claims["session_id"])
+
+
+async def test_rule3_repairs_a_lost_answer_even_after_concurrent_reuse_opened_a_branch(
+    app_client: AppHarness,
+) -> None:
+    """The reviewer's sequence: A→B→C by one tab; a stale A (inside the interval) opens sibling
+    D; C→E's answer is lost; a stale A again opens F. The retry of C must still get E back."""
+    a = (await app_client.signup())["refresh_token"]
+    b = (await app_client.refresh(a)).json()["refresh_token"]
+    c = (await app_client.refresh(b)).json()["refresh_token"]
+    assert (await app_client.refresh(a)).status_code == 200  # D, inside the interval
+    e = (await app_client.refresh(c)).json()["refresh_token"]  # the answer the client loses
+    assert (await app_client.refresh(a)).status_code == 200  # F, newest token of the session
+    app_client.clock.advance(30)
+    retry = await app_client.refresh(c)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["refresh_token"] == e

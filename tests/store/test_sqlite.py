@@ -215,7 +215,7 @@ def test_missing_rows_are_none(store: SQLiteStore) -> None:
         assert tx.user_by_email("nobody@example.com") is None
         assert tx.session_by_id("nope") is None
         assert tx.refresh_token_by_hash("nope") is None
-        assert tx.newest_live_token("nope") is None
+        assert tx.live_child_of("nope") is None
         assert tx.identities_of("nope") == []
         assert tx.list_keys() == []
 
@@ -304,28 +304,29 @@ def test_update_session(with_user: SQLiteStore) -> None:
     )
 
 
-def test_newest_live_token_and_next_seq(with_user: SQLiteStore) -> None:
+def test_live_child_of_and_next_seq(with_user: SQLiteStore) -> None:
     with with_user.transaction() as tx:
         tx.insert_session(session("s2"))
         assert tx.next_token_seq("s1") == 1
-        assert tx.newest_live_token("s1") is None
+        assert tx.live_child_of("t1") is None
         tx.insert_refresh_token(rtoken("t1", 1, revoked_at=T0 + 1))
         tx.insert_refresh_token(rtoken("t2", 2, parent="t1", revoked_at=T0 + 2))
         tx.insert_refresh_token(rtoken("t3", 3, parent="t2"))
         tx.insert_refresh_token(rtoken("x9", 9, sid="s2"))  # another session's family
-        newest = tx.newest_live_token("s1")
-        assert newest is not None and newest.id == "t3"
-        assert newest.parent_id == "t2"
-        assert newest.sealed == "sealed-t3"
+        assert tx.live_child_of("t1") is None  # its only child was rotated away
+        child = tx.live_child_of("t2")
+        assert child is not None and child.id == "t3"
+        assert child.parent_id == "t2"
+        assert child.sealed == "sealed-t3"
         assert tx.next_token_seq("s1") == 4
         assert tx.next_token_seq("s2") == 10
 
-        tx.insert_refresh_token(rtoken("t4", 4, parent="t3"))
-        newest = tx.newest_live_token("s1")
-        assert newest is not None and newest.id == "t4"
+        tx.insert_refresh_token(rtoken("t4", 4, parent="t2"))  # a second branch (rule 4)
+        child = tx.live_child_of("t2")
+        assert child is not None and child.id == "t4"  # the newest live child
         tx.revoke_token("t4", T0 + 4)
-        newest = tx.newest_live_token("s1")
-        assert newest is not None and newest.id == "t3"  # the highest live seq, not the newest row
+        child = tx.live_child_of("t2")
+        assert child is not None and child.id == "t3"
         assert tx.next_token_seq("s1") == 5  # seq never reused, even after revocation
 
 
@@ -346,13 +347,14 @@ def test_revoke_session_tokens(with_user: SQLiteStore) -> None:
         tx.insert_refresh_token(rtoken("t3", 3, parent="t2"))
         tx.insert_refresh_token(rtoken("x1", 1, sid="s2"))
         assert tx.revoke_session_tokens("s1", T0 + 50) == 2  # only the live ones
-        assert tx.newest_live_token("s1") is None
+        assert tx.live_child_of("t1") is None
+        assert tx.live_child_of("t2") is None
         t1 = tx.refresh_token_by_hash("hash-t1")
         t3 = tx.refresh_token_by_hash("hash-t3")
         assert t1 is not None and t1.revoked_at == T0 + 1  # earlier revocation kept
         assert t3 is not None and t3.revoked_at == T0 + 50
-        other = tx.newest_live_token("s2")
-        assert other is not None and other.id == "x1"  # other family untouched
+        other = tx.refresh_token_by_hash("hash-x1")
+        assert other is not None and other.revoked_at is None  # other family untouched
         assert tx.revoke_session_tokens("s1", T0 + 60) == 0
 
 

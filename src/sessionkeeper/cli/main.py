@@ -122,7 +122,13 @@ def serve(
     rate_limit_password_per_email: Annotated[
         int | None,
         typer.Option(
-            help="Password grants per email per window; 0 = off [env SESSIONKEEPER_RATE_LIMIT_PASSWORD_PER_EMAIL] (default 10)"
+            help="Failed password checks per email per window; 0 = off [env SESSIONKEEPER_RATE_LIMIT_PASSWORD_PER_EMAIL] (default 10)"
+        ),
+    ] = None,
+    rate_limit_signup_per_ip: Annotated[
+        int | None,
+        typer.Option(
+            help="Sign-ups per IP per window; 0 = off [env SESSIONKEEPER_RATE_LIMIT_SIGNUP_PER_IP] (default 30)"
         ),
     ] = None,
     log_level: Annotated[
@@ -152,6 +158,7 @@ def serve(
         rate_limit_window=rate_limit_window,
         rate_limit_password_per_ip=rate_limit_password_per_ip,
         rate_limit_password_per_email=rate_limit_password_per_email,
+        rate_limit_signup_per_ip=rate_limit_signup_per_ip,
         log_level=log_level,
         log_json=log_json,
     )

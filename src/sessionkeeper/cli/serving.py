@@ -37,6 +37,12 @@ def run(**flags: Any) -> None:
     if config.server.port == 0:
         # The issuer defaults to the URL we listen on: fix it to the port actually bound.
         config = settings.load(**{**flags, "port": port})
+    if config.tokens.issuer is None and config.server.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "no --issuer set: tokens name this listening address as their issuer; set "
+            "SESSIONKEEPER_ISSUER to the public URL, the same on every instance",
+            extra={"event": "issuer_defaulted", "issuer": config.issuer()},
+        )
     store = open_store(config.store.database)
     ctx = build_context(config, store)
     app = create_app(config, ctx)

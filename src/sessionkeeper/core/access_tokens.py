@@ -14,6 +14,8 @@ import jwt
 from sessionkeeper.core.keys import KeySet
 
 AUDIENCE = "authenticated"
+MAX_TOKEN_LENGTH = 16 * 1024  # our own tokens stay far below (metadata is capped at 4 KiB)
+LEEWAY = 30.0  # seconds of clock difference tolerated on iat/nbf (RFC 8725 practice)
 ROLE = "authenticated"
 
 
@@ -58,7 +60,7 @@ class InvalidAccessTokenError(Exception):
     """The bearer token is not one of ours, or is expired. The message is for logs only."""
 
 
-def peek_kid(token: str, max_length: int = 8192) -> str | None:
+def peek_kid(token: str, max_length: int = MAX_TOKEN_LENGTH) -> str | None:
     """The unverified ``kid`` header, or ``None``. Only ever a lookup key, never trusted."""
     if len(token) > max_length or not token.isascii():
         return None
@@ -70,10 +72,11 @@ def peek_kid(token: str, max_length: int = 8192) -> str | None:
 
 
 def verify(
-    token: str, keys: KeySet, *, issuer: str, now: float, max_length: int = 8192
+    token: str, keys: KeySet, *, issuer: str, now: float, max_length: int = MAX_TOKEN_LENGTH
 ) -> dict[str, Any]:
     """Check an access token this server issued: kid known, algorithm bound to the key, signature,
-    issuer, audience, expiry (no leeway: the issuer's own clock is the reference) and subject."""
+    issuer, audience, expiry (no leeway: the issuer's own clock is the reference), ``iat`` and
+    ``nbf`` (30 s leeway) and subject. All times against the injected ``now``."""
     if len(token) > max_length:
         raise InvalidAccessTokenError("token too long")
     if not token.isascii():  # a JWS compact serialisation is base64url and dots only
@@ -105,9 +108,14 @@ def verify(
         )
     except jwt.PyJWTError as exc:
         raise InvalidAccessTokenError(f"{type(exc).__name__}: {exc}") from exc
-    exp = claims["exp"]
+    exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf")
     if not isinstance(exp, int | float) or exp <= now:
+        # No leeway on exp: this server issued the token, so its clock is the reference.
         raise InvalidAccessTokenError("token expired")
+    if not isinstance(iat, int | float) or iat > now + LEEWAY:
+        raise InvalidAccessTokenError("iat is in the future")
+    if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + LEEWAY):
+        raise InvalidAccessTokenError("token not yet valid (nbf)")
     if not isinstance(claims["sub"], str):
         raise InvalidAccessTokenError("sub is not a string")
     return claims

@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jwt
@@ -43,7 +43,7 @@ class SigningKey:
 
     kid: str
     alg: Algorithm
-    material: PrivateKey | bytes
+    material: PrivateKey | bytes = field(repr=False)  # a secret: never in a repr or a log
 
     @classmethod
     def generate(cls, alg: Algorithm, kid: str | None = None) -> SigningKey:

@@ -48,6 +48,17 @@ class RateLimiter:
             self._windows[key] = (start, count + 1)
             return Verdict(True)
 
+    def peek(self, key: str) -> Verdict:
+        """Whether ``key`` is over its limit now, without counting a hit."""
+        if self.limit <= 0:
+            return Verdict(True)
+        now = self._clock.now()
+        with self._lock:
+            start, count = self._windows.get(key, (now, 0))
+            if now - start >= self.window or count < self.limit:
+                return Verdict(True)
+            return Verdict(False, retry_after=max(0.0, start + self.window - now))
+
     def _evict(self, now: float) -> None:
         stale = [k for k, (start, _) in self._windows.items() if now - start >= self.window]
         for k in stale:

@@ -64,14 +64,16 @@ class Decision:
 def decide_refresh(
     token: RefreshTokenRecord | None,
     session: SessionRecord | None,
-    newest_live: RefreshTokenRecord | None,
+    live_child: RefreshTokenRecord | None,
     *,
     now: float,
     policy: SessionPolicy,
 ) -> Decision:
     """Apply rotation rules 1-5 to a presented refresh token.
 
-    ``newest_live`` is the session's newest token that is not revoked (``None`` if there is none).
+    ``live_child`` is the newest unrevoked token whose parent is ``token`` (``None`` if there is
+    none). GoTrue checks only the session's newest token; asking for the token's own child also
+    repairs a lost answer when concurrent reuse (rule 4) has opened a second branch.
     """
     if token is None or session is None:
         return Decision(Action.NOT_FOUND, "token unknown" if token is None else "session gone")
@@ -82,7 +84,7 @@ def decide_refresh(
         return Decision(Action.SESSION_EXPIRED, invalid.value)
     if token.revoked_at is None:
         return Decision(Action.KEEP if not policy.rotation else Action.ROTATE)
-    if newest_live is not None and newest_live.parent_id == token.id:
+    if live_child is not None and live_child.parent_id == token.id:
         return Decision(Action.RETURN_CURRENT, "parent of the current token")
     if now < token.revoked_at + policy.reuse_interval:
         return Decision(Action.REUSE, f"revoked {now - token.revoked_at:.3f}s ago")

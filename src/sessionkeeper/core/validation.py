@@ -11,7 +11,10 @@ from sessionkeeper.errors import AuthError
 
 MAX_EMAIL_LENGTH = 255
 MAX_PASSWORD_LENGTH = 1024
-MAX_METADATA_BYTES = 16 * 1024
+# user_metadata travels in every access token. Measured as the compact ASCII-escaped JSON that
+# goes into the token, 4 KiB keeps the worst-case token well under the 16 KiB the server accepts
+# back (and under common 8 KiB proxy header limits).
+MAX_METADATA_BYTES = 4 * 1024
 # Deeper nesting is refused before it reaches json.dumps (RecursionError) or the token.
 MAX_METADATA_DEPTH = 32
 # Deliberately plain: one @, a dot in the domain, no spaces or control characters.
@@ -82,12 +85,18 @@ def metadata(value: object, field: str = "data") -> dict[str, Any] | None:
         raise AuthError("validation_failed", f"{field} nests deeper than {MAX_METADATA_DEPTH}")
 
     try:
-        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (UnicodeEncodeError, ValueError):
         raise AuthError("validation_failed", f"{field} holds invalid text or numbers") from None
+    check_metadata_size(value, field)
+    return value
+
+
+def check_metadata_size(value: dict[str, Any], field: str = "data") -> None:
+    """Refuse metadata whose token form is larger than ``MAX_METADATA_BYTES``."""
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=True))
     if size > MAX_METADATA_BYTES:
         raise AuthError("validation_failed", f"{field} is larger than {MAX_METADATA_BYTES} bytes")
-    return value
 
 
 def _nesting_exceeds(value: object, limit: int) -> bool:

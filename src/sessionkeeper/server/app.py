@@ -74,6 +74,7 @@ def create_auth_app(
     rate_window: float = 300.0,
     password_per_ip: int = 30,
     password_per_email: int = 10,
+    signup_per_ip: int = 30,
 ) -> Starlette:
     """The auth API with routes at its root, ready to mount at ``/auth/v1``."""
     routes = [
@@ -113,6 +114,7 @@ def create_auth_app(
         ctx=ctx,
         password_limit_ip=RateLimiter(password_per_ip, rate_window, ctx.clock),
         password_limit_email=RateLimiter(password_per_email, rate_window, ctx.clock),
+        signup_limit_ip=RateLimiter(signup_per_ip, rate_window, ctx.clock),
         log=log,
     )
     return app
@@ -160,6 +162,7 @@ def create_app(config: Config, ctx: AuthContext) -> Starlette:
         rate_window=config.rate_limits.rate_limit_window,
         password_per_ip=config.rate_limits.rate_limit_password_per_ip,
         password_per_email=config.rate_limits.rate_limit_password_per_email,
+        signup_per_ip=config.rate_limits.rate_limit_signup_per_ip,
     )
 
     @asynccontextmanager

@@ -16,6 +16,7 @@ class ServerState:
     ctx: AuthContext
     password_limit_ip: RateLimiter
     password_limit_email: RateLimiter
+    signup_limit_ip: RateLimiter
     log: logging.Logger
 
 

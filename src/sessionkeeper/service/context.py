@@ -40,8 +40,8 @@ class AuthContext:
 class IssuedSession:
     """A session as the wire contract returns it (tokens in the clear, once, to their owner)."""
 
-    access_token: str
-    refresh_token: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
     expires_in: int
     expires_at: int
     user: UserRecord

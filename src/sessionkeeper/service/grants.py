@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sessionkeeper.core import refresh_tokens, validation
 from sessionkeeper.core.sessions import Action, decide_refresh
@@ -34,7 +34,7 @@ class NewSession:
     user: UserRecord
     identities: list[IdentityRecord]
     session: SessionRecord
-    refresh_token: str
+    refresh_token: str = field(repr=False)
     now: float
 
     def issue(self, ctx: AuthContext) -> IssuedSession:
@@ -137,8 +137,8 @@ def refresh_grant(ctx: AuthContext, *, refresh_token: object) -> IssuedSession:
         now = ctx.clock.now()
         token = tx.refresh_token_by_hash(refresh_tokens.hash_token(refresh_token))
         session = tx.session_by_id(token.session_id) if token else None
-        newest = tx.newest_live_token(session.id) if session else None
-        decision = decide_refresh(token, session, newest, now=now, policy=ctx.policy)
+        child = tx.live_child_of(token.id) if token and token.revoked_at is not None else None
+        decision = decide_refresh(token, session, child, now=now, policy=ctx.policy)
         extra = {
             "event": "refresh",
             "decision": decision.action.value,
@@ -161,7 +161,7 @@ def refresh_grant(ctx: AuthContext, *, refresh_token: object) -> IssuedSession:
             granted = None  # the revocation commits; the refusal is raised after the block
         else:
             issued_token = _next_token(
-                tx, decision.action, token, newest, session, refresh_token, now
+                tx, decision.action, token, child, session, refresh_token, now
             )
             session.refreshed_at = session.updated_at = now
             tx.update_session(session)
@@ -189,7 +189,7 @@ def _next_token(
     tx: Transaction,
     action: Action,
     token: RefreshTokenRecord,
-    newest: RefreshTokenRecord | None,
+    child: RefreshTokenRecord | None,
     session: SessionRecord,
     presented: str,
     now: float,
@@ -199,12 +199,12 @@ def _next_token(
     if action is Action.KEEP:
         return presented
     if action is Action.RETURN_CURRENT:
-        assert newest is not None
-        assert newest.sealed is not None
-        current = refresh_tokens.unseal(newest.sealed, parent_token=presented, child_id=newest.id)
+        assert child is not None
+        assert child.sealed is not None
+        current = refresh_tokens.unseal(child.sealed, parent_token=presented, child_id=child.id)
         if current is None:  # only if the row was tampered with: refuse rather than guess
             raise AuthError("refresh_token_not_found")
         return current
     tx.revoke_token(token.id, now)  # ROTATE, or REUSE (already revoked: a no-op)
-    child, _ = mint_refresh_token(tx, session, now=now, parent=token, parent_token=presented)
-    return child
+    new_token, _ = mint_refresh_token(tx, session, now=now, parent=token, parent_token=presented)
+    return new_token

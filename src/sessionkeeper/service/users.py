@@ -89,7 +89,10 @@ def update_user(
                 tx.update_identity_email(user.id, new_email, now)
             if metadata is not None:
                 merged = {**user.user_metadata, **metadata}
-                user.user_metadata = {k: v for k, v in merged.items() if v is not None}
+                merged = {k: v for k, v in merged.items() if v is not None}
+                # The merged result is what every token carries: cap it, not just the patch.
+                validation.check_metadata_size(merged)
+                user.user_metadata = merged
             ended = 0
             if new_hash is not None:
                 user.password_hash = new_hash

@@ -267,12 +267,13 @@ class SQLiteTransaction:
             self._one("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
         )
 
-    def newest_live_token(self, session_id: str) -> RefreshTokenRecord | None:
+    def live_child_of(self, token_id: str) -> RefreshTokenRecord | None:
+        """The newest unrevoked child of ``token_id`` (rotation rule 3)."""
         return self._token(
             self._one(
-                "SELECT * FROM refresh_tokens WHERE session_id = ? AND revoked_at IS NULL"
+                "SELECT * FROM refresh_tokens WHERE parent_id = ? AND revoked_at IS NULL"
                 " ORDER BY seq DESC LIMIT 1",
-                (session_id,),
+                (token_id,),
             )
         )
 
