@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sessionkeeper.core.key_encryption import MIN_KEK_BYTES, KeyCipher
 from sessionkeeper.core.keys import MIN_HMAC_SECRET_BYTES
 from sessionkeeper.errors import ConfigError
 
@@ -85,6 +86,7 @@ class TokenSettings(_Base):
     jwt_exp: int = Field(3600, ge=1, le=7 * 86400)
     signing_alg: Literal["ES256", "RS256", "HS256"] = "ES256"
     jwt_secret: SecretStr | None = None
+    key_encryption_key: SecretStr | None = None
     key_reload_interval: float = Field(30.0, gt=0)
 
     @field_validator("issuer")
@@ -93,6 +95,17 @@ class TokenSettings(_Base):
         if value is not None and not re.fullmatch(r"https?://\S+", value):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _kek(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_KEK_BYTES:
+            raise ValueError(f"must be at least {MIN_KEK_BYTES} bytes")
+        return value
+
+    def key_cipher(self) -> KeyCipher | None:
+        kek = self.key_encryption_key
+        return KeyCipher(kek.get_secret_value()) if kek else None
 
     @model_validator(mode="after")
     def _secret(self) -> TokenSettings:
@@ -160,9 +173,9 @@ FLAG_NAMES = {
 }
 
 
-# Settings read from the environment only: the secret (which must not appear in a process
+# Settings read from the environment only: the secrets (which must not appear in a process
 # listing) and a few rarely changed knobs.
-ENV_ONLY = {"jwt_secret", "key_reload_interval", "password_min_length"}
+ENV_ONLY = {"jwt_secret", "key_encryption_key", "key_reload_interval", "password_min_length"}
 
 
 def describe(field: str) -> str:

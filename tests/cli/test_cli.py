@@ -185,3 +185,30 @@ def test_keys_rotate_to_another_algorithm_keeps_the_server_signing(
     import jwt
 
     assert jwt.get_unverified_header(r.json()["access_token"])["alg"] == "RS256"
+
+
+def test_signing_keys_encrypted_at_rest_with_a_kek(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    import sqlite3
+
+    db = f"sqlite:///{tmp_path}/kek.db"
+    kek = {"SESSIONKEEPER_KEY_ENCRYPTION_KEY": "a" * 40}
+    first = start_server(database=db, env=kek)
+    jwks = httpx.get(f"{first.auth_url}/.well-known/jwks.json").json()
+    first.stop()
+    raw = sqlite3.connect(f"{tmp_path}/kek.db")
+    [(material,)] = raw.execute("SELECT material FROM signing_keys").fetchall()
+    raw.close()
+    assert material.startswith("enc:v1:")
+    assert "PRIVATE KEY" not in material
+    assert "encrypted" in run("keys", "list", "--database", db).stdout
+
+    # Without the KEK the server refuses to start, and says which setting is missing.
+    refused = run("serve", "--port", "0", "--database", db)
+    assert refused.returncode == 2
+    assert "SESSIONKEEPER_KEY_ENCRYPTION_KEY" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    # With it, the same keys come back.
+    again = start_server(database=db, env=kek)
+    assert httpx.get(f"{again.auth_url}/.well-known/jwks.json").json() == jwks

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sessionkeeper.cli.options import Database
+from sessionkeeper.core.key_encryption import is_encrypted
 from sessionkeeper.service.keyring import KeyRing
 
 app = typer.Typer(help="Manage signing keys.", no_args_is_help=True)
@@ -23,14 +24,18 @@ def _keyring(database: str | None) -> KeyRing:
     config = settings.load(database=database)
     store = open_store(config.store.database)
     store.migrate()
-    return KeyRing(store, reload_interval=config.tokens.key_reload_interval)
+    return KeyRing(
+        store,
+        reload_interval=config.tokens.key_reload_interval,
+        cipher=config.tokens.key_cipher(),
+    )
 
 
 @app.command("list")
 def list_keys(database: Database = None) -> None:
     """Show every key with its status (active signs; published verifies; retired is gone)."""
     ring = _keyring(database)
-    table = Table("kid", "alg", "status", "created", "retired")
+    table = Table("kid", "alg", "status", "at rest", "created", "retired")
     for key in ring.stored():
         created = datetime.fromtimestamp(key.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         retired = (
@@ -38,7 +43,8 @@ def list_keys(database: Database = None) -> None:
             if key.retired_at
             else ""
         )
-        table.add_row(key.kid, key.alg, key.status, created, retired)
+        at_rest = "encrypted" if is_encrypted(key.material) else "plain"
+        table.add_row(key.kid, key.alg, key.status, at_rest, created, retired)
     out.print(table)
 
 

@@ -18,7 +18,7 @@ from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.core.passwords import Passwords
 from sessionkeeper.core.ratelimit import RateLimiter
 from sessionkeeper.core.sessions import SessionPolicy
-from sessionkeeper.errors import AuthError, StoreUnavailableError
+from sessionkeeper.errors import AuthError, ConfigError, StoreUnavailableError
 from sessionkeeper.server.endpoints.meta import get_health, get_jwks, get_settings
 from sessionkeeper.server.endpoints.signup import post_signup
 from sessionkeeper.server.endpoints.token import post_token
@@ -27,7 +27,7 @@ from sessionkeeper.server.http import error_response
 from sessionkeeper.server.limits import BodyLimitMiddleware
 from sessionkeeper.server.state import ServerState
 from sessionkeeper.service.context import AuthContext
-from sessionkeeper.service.keyring import KeyRing
+from sessionkeeper.service.keyring import KeyRing, NoSigningKeyError
 from sessionkeeper.settings import Config
 from sessionkeeper.store import Store
 
@@ -133,9 +133,13 @@ def build_context(
         hmac_secret=secret.get_secret_value().encode() if secret else None,
         reload_interval=config.tokens.key_reload_interval,
         clock=clock,
+        cipher=config.tokens.key_cipher(),
     )
     keyring.ensure_active()
-    keyring.current()  # fail at start-up, not on the first request, if keys cannot load
+    try:
+        keyring.current()  # fail at start-up, not on the first request, if keys cannot load
+    except NoSigningKeyError as exc:
+        raise ConfigError(f"{exc} (is SESSIONKEEPER_KEY_ENCRYPTION_KEY right?)") from None
     return AuthContext(
         store=store,
         keyring=keyring,

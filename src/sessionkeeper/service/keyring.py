@@ -9,7 +9,8 @@ published, so tokens it signed still verify; ``keys retire`` stops publishing a 
 Running servers reload the set every ``reload_interval`` seconds, so a rotation reaches every
 instance without a restart. A failed reload keeps the last good set (and retries soon): a store
 hiccup or one bad key row must not stop signing. HS256 secrets come from configuration only and
-never touch the store.
+never touch the store. With a key-encryption key (``core.key_encryption``) new keys are stored
+encrypted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import threading
 
 from sessionkeeper.clock import Clock, SystemClock
+from sessionkeeper.core.key_encryption import KeyCipher, KeyEncryptionError, open_stored
 from sessionkeeper.core.keys import Algorithm, KeyMaterialError, KeySet, SigningKey
 from sessionkeeper.errors import StoreUnavailableError
 from sessionkeeper.store.base import Store, Transaction
@@ -41,8 +43,10 @@ class KeyRing:
         hmac_secret: bytes | None = None,
         reload_interval: float = 30.0,
         clock: Clock | None = None,
+        cipher: KeyCipher | None = None,
     ) -> None:
         self._store = store
+        self._cipher = cipher
         self._alg = alg
         self._hmac = SigningKey.from_secret(hmac_secret) if hmac_secret else None
         self.reload_interval = reload_interval
@@ -81,7 +85,10 @@ class KeyRing:
         for k in stored:
             if k.status == "active":
                 tx.set_key_status(k.kid, "published", now)
-        tx.insert_key(StoredKey(key.kid, key.alg, key.export(), "active", now))
+        material = key.export()
+        if self._cipher is not None:
+            material = self._cipher.seal(material, key.kid)
+        tx.insert_key(StoredKey(key.kid, key.alg, material, "active", now))
 
     def retire(self, kid: str) -> None:
         with self._store.transaction() as tx:
@@ -104,8 +111,9 @@ class KeyRing:
             if row.status not in ("active", "published"):
                 continue
             try:
-                loaded.append((row, SigningKey.load(row.kid, row.alg, row.material)))
-            except KeyMaterialError as exc:
+                material = open_stored(row.material, row.kid, self._cipher)
+                loaded.append((row, SigningKey.load(row.kid, row.alg, material)))
+            except (KeyMaterialError, KeyEncryptionError) as exc:
                 log.error("unusable signing key skipped", extra={"kid": row.kid, "error": str(exc)})
         published = [key for _, key in loaded]
         if self._hmac is not None:
