@@ -31,6 +31,26 @@ from sessionkeeper.store.sqlite import SQLiteStore
 
 API_VERSION = {"X-Supabase-Api-Version": "2024-01-01"}
 PASSWORD = "correct horse battery"
+# Every claim of the wire contract's access token, written out here rather than imported from
+# the code under test.
+CONTRACT_CLAIMS = frozenset(
+    {
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "email",
+        "phone",
+        "role",
+        "aal",
+        "amr",
+        "session_id",
+        "is_anonymous",
+        "app_metadata",
+        "user_metadata",
+    }
+)
 
 
 def fast_passwords() -> Passwords:

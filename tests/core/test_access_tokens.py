@@ -26,28 +26,12 @@ from sessionkeeper.core.access_tokens import (
     verify,
 )
 from sessionkeeper.core.keys import Algorithm, KeySet, SigningKey
+from tests.conftest import CONTRACT_CLAIMS
 
 ISSUER = "http://auth.test/auth/v1"
 NOW = 1_800_000_000
 LIFETIME = 3600
 SECRET = b"s" * 32
-
-CONTRACT_CLAIMS = {
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "email",
-    "phone",
-    "role",
-    "aal",
-    "amr",
-    "session_id",
-    "is_anonymous",
-    "app_metadata",
-    "user_metadata",
-}
 
 
 def b64url(data: bytes) -> str:

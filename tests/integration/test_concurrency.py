@@ -17,25 +17,9 @@ import httpx
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
-from tests.conftest import API_VERSION, ServerProcess
+from tests.conftest import API_VERSION, CONTRACT_CLAIMS, ServerProcess
 
 PASSWORD = "s3cret-passw0rd"
-CONTRACT_CLAIMS = {
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "email",
-    "phone",
-    "role",
-    "aal",
-    "amr",
-    "session_id",
-    "is_anonymous",
-    "app_metadata",
-    "user_metadata",
-}
 NO_LIMITS = (
     "--rate-limit-password-per-ip", "0",
     "--rate-limit-password-per-email", "0",

@@ -8,7 +8,6 @@ cheaper than letting them spin on SQLite's busy handler.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -16,19 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from sessionkeeper.errors import ConfigError, StoreUnavailableError
 from sessionkeeper.store.base import DuplicateError, iter_statements
 from sessionkeeper.store.migrate import CREATE_LEDGER, load_migrations
-from sessionkeeper.store.records import (
-    IdentityRecord,
-    RefreshTokenRecord,
-    SessionRecord,
-    StoredKey,
-    UserRecord,
-)
+from sessionkeeper.store.sql import SQLTransaction
 
 BUSY_TIMEOUT = 10.0  # seconds a transaction may wait for a connection or the write lock
 POOL_SIZE = 16  # readers in parallel; writers are serialised anyway
@@ -43,287 +35,6 @@ def _path_from_url(url: str) -> str:
             f"--database / SESSIONKEEPER_DATABASE: expected sqlite:///path/to/file.db, got {url!r}"
         )
     return rest[1:]
-
-
-class SQLiteTransaction:
-    """Queries of one transaction on one connection."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._c = conn
-
-    def ping(self) -> None:
-        self._c.execute("SELECT 1").fetchone()
-
-    def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._c.execute(sql, params).fetchone()
-        return row
-
-    # Users -----------------------------------------------------------------------------------
-    def insert_user(self, user: UserRecord, identity: IdentityRecord) -> None:
-        try:
-            self._c.execute(
-                "INSERT INTO users (id, email, password_hash, phone, email_confirmed_at,"
-                " last_sign_in_at, app_metadata, user_metadata, is_anonymous, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    user.id,
-                    user.email,
-                    user.password_hash,
-                    user.phone,
-                    user.email_confirmed_at,
-                    user.last_sign_in_at,
-                    json.dumps(user.app_metadata),
-                    json.dumps(user.user_metadata),
-                    int(user.is_anonymous),
-                    user.created_at,
-                    user.updated_at,
-                ),
-            )
-            self._insert_identity(identity)
-        except sqlite3.IntegrityError as exc:
-            raise DuplicateError(str(exc)) from exc
-
-    def _insert_identity(self, identity: IdentityRecord) -> None:
-        self._c.execute(
-            "INSERT INTO identities (id, user_id, provider, provider_id, identity_data,"
-            " last_sign_in_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                identity.id,
-                identity.user_id,
-                identity.provider,
-                identity.provider_id,
-                json.dumps(identity.identity_data),
-                identity.last_sign_in_at,
-                identity.created_at,
-                identity.updated_at,
-            ),
-        )
-
-    @staticmethod
-    def _user(row: sqlite3.Row | None) -> UserRecord | None:
-        if row is None:
-            return None
-        return UserRecord(
-            id=row["id"],
-            email=row["email"],
-            password_hash=row["password_hash"],
-            phone=row["phone"],
-            email_confirmed_at=row["email_confirmed_at"],
-            last_sign_in_at=row["last_sign_in_at"],
-            app_metadata=json.loads(row["app_metadata"]),
-            user_metadata=json.loads(row["user_metadata"]),
-            is_anonymous=bool(row["is_anonymous"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
-
-    def user_by_id(self, user_id: str) -> UserRecord | None:
-        return self._user(self._one("SELECT * FROM users WHERE id = ?", (user_id,)))
-
-    def user_by_email(self, email: str) -> UserRecord | None:
-        return self._user(self._one("SELECT * FROM users WHERE email = ?", (email,)))
-
-    def update_user(self, user: UserRecord) -> None:
-        try:
-            self._c.execute(
-                "UPDATE users SET email = ?, password_hash = ?, phone = ?, email_confirmed_at = ?,"
-                " last_sign_in_at = ?, app_metadata = ?, user_metadata = ?, updated_at = ?"
-                " WHERE id = ?",
-                (
-                    user.email,
-                    user.password_hash,
-                    user.phone,
-                    user.email_confirmed_at,
-                    user.last_sign_in_at,
-                    json.dumps(user.app_metadata),
-                    json.dumps(user.user_metadata),
-                    user.updated_at,
-                    user.id,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise DuplicateError(str(exc)) from exc
-
-    def identities_of(self, user_id: str) -> list[IdentityRecord]:
-        rows = self._c.execute(
-            "SELECT * FROM identities WHERE user_id = ? ORDER BY created_at", (user_id,)
-        ).fetchall()
-        return [
-            IdentityRecord(
-                id=r["id"],
-                user_id=r["user_id"],
-                provider=r["provider"],
-                provider_id=r["provider_id"],
-                identity_data=json.loads(r["identity_data"]),
-                last_sign_in_at=r["last_sign_in_at"],
-                created_at=r["created_at"],
-                updated_at=r["updated_at"],
-            )
-            for r in rows
-        ]
-
-    def update_identity_email(self, user_id: str, email: str, now: float) -> None:
-        for identity in self.identities_of(user_id):
-            if identity.provider != "email":
-                continue
-            data = {**identity.identity_data, "email": email}
-            self._c.execute(
-                "UPDATE identities SET identity_data = ?, updated_at = ? WHERE id = ?",
-                (json.dumps(data), now, identity.id),
-            )
-
-    # Sessions --------------------------------------------------------------------------------
-    def insert_session(self, s: SessionRecord) -> None:
-        self._c.execute(
-            "INSERT INTO sessions (id, user_id, aal, amr, refreshed_at, not_after,"
-            " family_revoked_at, user_agent, ip, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                s.id,
-                s.user_id,
-                s.aal,
-                json.dumps(s.amr),
-                s.refreshed_at,
-                s.not_after,
-                s.family_revoked_at,
-                s.user_agent,
-                s.ip,
-                s.created_at,
-                s.updated_at,
-            ),
-        )
-
-    def session_by_id(self, session_id: str) -> SessionRecord | None:
-        r = self._one("SELECT * FROM sessions WHERE id = ?", (session_id,))
-        if r is None:
-            return None
-        return SessionRecord(
-            id=r["id"],
-            user_id=r["user_id"],
-            aal=r["aal"],
-            amr=json.loads(r["amr"]),
-            refreshed_at=r["refreshed_at"],
-            not_after=r["not_after"],
-            family_revoked_at=r["family_revoked_at"],
-            user_agent=r["user_agent"],
-            ip=r["ip"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-        )
-
-    def update_session(self, s: SessionRecord) -> None:
-        self._c.execute(
-            "UPDATE sessions SET refreshed_at = ?, not_after = ?, family_revoked_at = ?,"
-            " updated_at = ? WHERE id = ?",
-            (s.refreshed_at, s.not_after, s.family_revoked_at, s.updated_at, s.id),
-        )
-
-    def delete_sessions(
-        self, user_id: str, *, only: str | None = None, keep: str | None = None
-    ) -> int:
-        sql, params = "DELETE FROM sessions WHERE user_id = ?", [user_id]
-        if only is not None:
-            sql, params = sql + " AND id = ?", [*params, only]
-        if keep is not None:
-            sql, params = sql + " AND id <> ?", [*params, keep]
-        return self._c.execute(sql, tuple(params)).rowcount
-
-    # Refresh tokens --------------------------------------------------------------------------
-    def insert_refresh_token(self, t: RefreshTokenRecord) -> None:
-        self._c.execute(
-            "INSERT INTO refresh_tokens (id, token_hash, session_id, user_id, parent_id, sealed,"
-            " seq, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                t.id,
-                t.token_hash,
-                t.session_id,
-                t.user_id,
-                t.parent_id,
-                t.sealed,
-                t.seq,
-                t.revoked_at,
-                t.created_at,
-            ),
-        )
-
-    @staticmethod
-    def _token(r: sqlite3.Row | None) -> RefreshTokenRecord | None:
-        if r is None:
-            return None
-        return RefreshTokenRecord(
-            id=r["id"],
-            session_id=r["session_id"],
-            user_id=r["user_id"],
-            token_hash=r["token_hash"],
-            parent_id=r["parent_id"],
-            sealed=r["sealed"],
-            seq=r["seq"],
-            revoked_at=r["revoked_at"],
-            created_at=r["created_at"],
-        )
-
-    def refresh_token_by_hash(self, token_hash: str) -> RefreshTokenRecord | None:
-        return self._token(
-            self._one("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
-        )
-
-    def live_child_of(self, token_id: str) -> RefreshTokenRecord | None:
-        """The newest unrevoked child of ``token_id`` (rotation rule 3)."""
-        return self._token(
-            self._one(
-                "SELECT * FROM refresh_tokens WHERE parent_id = ? AND revoked_at IS NULL"
-                " ORDER BY seq DESC LIMIT 1",
-                (token_id,),
-            )
-        )
-
-    def next_token_seq(self, session_id: str) -> int:
-        row = self._one(
-            "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM refresh_tokens WHERE session_id = ?",
-            (session_id,),
-        )
-        return int(row["next"]) if row else 1
-
-    def revoke_token(self, token_id: str, at: float) -> None:
-        self._c.execute(
-            "UPDATE refresh_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            (at, token_id),
-        )
-
-    def revoke_session_tokens(self, session_id: str, at: float) -> int:
-        return self._c.execute(
-            "UPDATE refresh_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
-            (at, session_id),
-        ).rowcount
-
-    # Keys ------------------------------------------------------------------------------------
-    def list_keys(self) -> list[StoredKey]:
-        rows = self._c.execute("SELECT * FROM signing_keys ORDER BY created_at").fetchall()
-        return [
-            StoredKey(
-                kid=r["kid"],
-                alg=r["alg"],
-                material=r["material"],
-                status=r["status"],
-                created_at=r["created_at"],
-                retired_at=r["retired_at"],
-            )
-            for r in rows
-        ]
-
-    def insert_key(self, k: StoredKey) -> None:
-        self._c.execute(
-            "INSERT INTO signing_keys (kid, alg, material, status, created_at, retired_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (k.kid, k.alg, k.material, k.status, k.created_at, k.retired_at),
-        )
-
-    def set_key_status(self, kid: str, status: str, at: float) -> None:
-        retired_at = at if status == "retired" else None
-        self._c.execute(
-            "UPDATE signing_keys SET status = ?, retired_at = ? WHERE kid = ?",
-            (status, retired_at, kid),
-        )
 
 
 class _ConnectionPool:
@@ -454,7 +165,7 @@ class SQLiteStore:
         self._identity = identity
 
     @contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[SQLiteTransaction]:
+    def transaction(self, *, write: bool = True) -> Iterator[SQLTransaction]:
         if getattr(self._in_tx, "active", False):
             # A programming error (it would deadlock other backends): say so plainly.
             raise RuntimeError("nested store transaction on one thread")
@@ -485,13 +196,13 @@ class SQLiteStore:
             if write:
                 self._write_lock.release()
 
-    def _run(self, conn: sqlite3.Connection, write: bool) -> Iterator[SQLiteTransaction]:
+    def _run(self, conn: sqlite3.Connection, write: bool) -> Iterator[SQLTransaction]:
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot begin a transaction: {exc}") from exc
         try:
-            yield SQLiteTransaction(conn)
+            yield SQLTransaction(conn)
         except sqlite3.IntegrityError as exc:
             self._rollback_quietly(conn)
             if "UNIQUE" in str(exc):

@@ -1,0 +1,206 @@
+"""The queries of the store protocol in portable SQL, over any DB-API connection.
+
+Table columns carry the names of the record fields (``store.records``), so one small codec maps
+records to rows and back; JSON columns are text, booleans 0/1. Backends (SQLite now, PostgreSQL
+next) supply connections, transactions and the placeholder style; the queries stay here, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any, Protocol, TypeVar
+
+from sessionkeeper.store.records import (
+    IdentityRecord,
+    RefreshTokenRecord,
+    SessionRecord,
+    StoredKey,
+    UserRecord,
+)
+
+JSON_COLUMNS = frozenset({"app_metadata", "user_metadata", "identity_data", "amr"})
+BOOL_COLUMNS = frozenset({"is_anonymous"})
+
+R = TypeVar("R")
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+class Executor(Protocol):
+    """A DB-API connection (sqlite3) or anything with the same ``execute``."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+
+
+def to_row(record: object) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for f in fields(record):  # type: ignore[arg-type]
+        value = getattr(record, f.name)
+        if f.name in JSON_COLUMNS:
+            value = json.dumps(value)
+        elif f.name in BOOL_COLUMNS:
+            value = int(value)
+        row[f.name] = value
+    return row
+
+
+def from_row(cls: type[R], row: Mapping[str, Any] | None) -> R | None:
+    if row is None:
+        return None
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        value = row[f.name]
+        if f.name in JSON_COLUMNS:
+            value = json.loads(value)
+        elif f.name in BOOL_COLUMNS:
+            value = bool(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+class SQLTransaction:
+    """The store protocol's queries inside one open transaction."""
+
+    def __init__(self, conn: Executor, *, placeholder: str = "?") -> None:
+        self._conn = conn
+        self._placeholder = placeholder
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        if self._placeholder != "?":
+            sql = sql.replace("?", self._placeholder)
+        cursor: Cursor = self._conn.execute(sql, tuple(params))
+        return cursor
+
+    def _one(self, cls: type[R], sql: str, params: Sequence[Any]) -> R | None:
+        return from_row(cls, self._run(sql, params).fetchone())
+
+    def _all(self, cls: type[R], sql: str, params: Sequence[Any] = ()) -> list[R]:
+        return [r for row in self._run(sql, params).fetchall() if (r := from_row(cls, row))]
+
+    def _insert(self, table: str, record: object) -> None:
+        row = to_row(record)
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self._run(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))  # noqa: S608 - names come from dataclass fields
+
+    def ping(self) -> None:
+        self._run("SELECT 1").fetchone()
+
+    # Users and identities --------------------------------------------------------------------
+    def insert_user(self, user: UserRecord, identity: IdentityRecord) -> None:
+        self._insert("users", user)
+        self._insert("identities", identity)
+
+    def user_by_id(self, user_id: str) -> UserRecord | None:
+        return self._one(UserRecord, "SELECT * FROM users WHERE id = ?", (user_id,))
+
+    def user_by_email(self, email: str) -> UserRecord | None:
+        return self._one(UserRecord, "SELECT * FROM users WHERE email = ?", (email,))
+
+    def update_user(self, user: UserRecord) -> None:
+        row = to_row(user)
+        self._run(
+            "UPDATE users SET email = ?, password_hash = ?, phone = ?, email_confirmed_at = ?,"
+            " last_sign_in_at = ?, app_metadata = ?, user_metadata = ?, updated_at = ?"
+            " WHERE id = ?",
+            [row[k] for k in ("email", "password_hash", "phone", "email_confirmed_at",
+                              "last_sign_in_at", "app_metadata", "user_metadata", "updated_at",
+                              "id")],
+        )  # fmt: skip
+
+    def identities_of(self, user_id: str) -> list[IdentityRecord]:
+        return self._all(
+            IdentityRecord,
+            "SELECT * FROM identities WHERE user_id = ? ORDER BY created_at",
+            (user_id,),
+        )
+
+    def update_identity_email(self, user_id: str, email: str, now: float) -> None:
+        for identity in self.identities_of(user_id):
+            if identity.provider == "email":
+                data = {**identity.identity_data, "email": email}
+                self._run(
+                    "UPDATE identities SET identity_data = ?, updated_at = ? WHERE id = ?",
+                    (json.dumps(data), now, identity.id),
+                )
+
+    # Sessions --------------------------------------------------------------------------------
+    def insert_session(self, session: SessionRecord) -> None:
+        self._insert("sessions", session)
+
+    def session_by_id(self, session_id: str) -> SessionRecord | None:
+        return self._one(SessionRecord, "SELECT * FROM sessions WHERE id = ?", (session_id,))
+
+    def update_session(self, s: SessionRecord) -> None:
+        self._run(
+            "UPDATE sessions SET refreshed_at = ?, not_after = ?, family_revoked_at = ?,"
+            " updated_at = ? WHERE id = ?",
+            (s.refreshed_at, s.not_after, s.family_revoked_at, s.updated_at, s.id),
+        )
+
+    def delete_sessions(
+        self, user_id: str, *, only: str | None = None, keep: str | None = None
+    ) -> int:
+        sql, params = "DELETE FROM sessions WHERE user_id = ?", [user_id]
+        if only is not None:
+            sql, params = sql + " AND id = ?", [*params, only]
+        if keep is not None:
+            sql, params = sql + " AND id <> ?", [*params, keep]
+        return self._run(sql, params).rowcount
+
+    # Refresh tokens --------------------------------------------------------------------------
+    def insert_refresh_token(self, token: RefreshTokenRecord) -> None:
+        self._insert("refresh_tokens", token)
+
+    def refresh_token_by_hash(self, token_hash: str) -> RefreshTokenRecord | None:
+        return self._one(
+            RefreshTokenRecord, "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
+        )
+
+    def live_child_of(self, token_id: str) -> RefreshTokenRecord | None:
+        """The newest unrevoked child of ``token_id`` (rotation rule 3)."""
+        return self._one(
+            RefreshTokenRecord,
+            "SELECT * FROM refresh_tokens WHERE parent_id = ? AND revoked_at IS NULL"
+            " ORDER BY seq DESC LIMIT 1",
+            (token_id,),
+        )
+
+    def next_token_seq(self, session_id: str) -> int:
+        row = self._run(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM refresh_tokens WHERE session_id = ?",
+            (session_id,),
+        ).fetchone()
+        return int(row[0])
+
+    def revoke_token(self, token_id: str, at: float) -> None:
+        self._run(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (at, token_id),
+        )
+
+    def revoke_session_tokens(self, session_id: str, at: float) -> int:
+        return self._run(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+            (at, session_id),
+        ).rowcount
+
+    # Signing keys ----------------------------------------------------------------------------
+    def list_keys(self) -> list[StoredKey]:
+        return self._all(StoredKey, "SELECT * FROM signing_keys ORDER BY created_at")
+
+    def insert_key(self, key: StoredKey) -> None:
+        self._insert("signing_keys", key)
+
+    def set_key_status(self, kid: str, status: str, at: float) -> None:
+        self._run(
+            "UPDATE signing_keys SET status = ?, retired_at = ? WHERE kid = ?",
+            (status, at if status == "retired" else None, kid),
+        )
