@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from sessionkeeper.errors import ConfigError, StoreUnavailableError
-from sessionkeeper.store.base import DuplicateError, iter_statements
-from sessionkeeper.store.migrate import load_migrations
+from sessionkeeper.store.base import DuplicateError
+from sessionkeeper.store.migrate import iter_statements, load_migrations
 from sessionkeeper.store.records import (
     IdentityRecord,
     RefreshTokenRecord,

@@ -8,7 +8,6 @@ the database, which the server answers with 503 — never with a 4xx that would 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -70,11 +69,3 @@ class Store(Protocol):
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]: ...
 
     def close(self) -> None: ...
-
-
-def iter_statements(script: str) -> Iterator[str]:
-    """Split a migration script into statements (scripts hold plain DDL, no procedural bodies)."""
-    code = "\n".join(ln for ln in script.splitlines() if not ln.strip().startswith("--"))
-    for chunk in code.split(";"):
-        if chunk.strip():
-            yield chunk.strip()

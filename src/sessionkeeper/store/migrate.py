@@ -6,6 +6,7 @@ operator can read exactly what will change. ``schema_migrations`` records what h
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -30,3 +31,11 @@ CREATE_LEDGER = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
 )
+
+
+def iter_statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements (scripts hold plain DDL, no procedural bodies)."""
+    code = "\n".join(ln for ln in script.splitlines() if not ln.strip().startswith("--"))
+    for chunk in code.split(";"):
+        if chunk.strip():
+            yield chunk.strip()

@@ -18,8 +18,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sessionkeeper.errors import ConfigError, StoreUnavailableError
-from sessionkeeper.store.base import DuplicateError, iter_statements
-from sessionkeeper.store.migrate import CREATE_LEDGER, load_migrations
+from sessionkeeper.store.base import DuplicateError
+from sessionkeeper.store.migrate import CREATE_LEDGER, iter_statements, load_migrations
 from sessionkeeper.store.sql import SQLTransaction
 
 BUSY_TIMEOUT = 10.0  # seconds a transaction may wait for a connection or the write lock
