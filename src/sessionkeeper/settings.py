@@ -65,6 +65,7 @@ class ServerSettings(_Base):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
+    access_log: bool = True
 
     _split = field_validator("cors_origins", mode="before")(lambda v: _split_list(v))
 
@@ -169,7 +170,9 @@ M = TypeVar("M", bound=_Base)
 FLAG_NAMES = {
     "cors_origins": "--cors-origin",
     "rotation": "--rotation/--no-rotation",
-    "disable_signup": "--disable-signup",
+    "disable_signup": "--disable-signup/--enable-signup",
+    "access_log": "--access-log/--no-access-log",
+    "log_json": "--log-json/--log-text",
 }
 
 

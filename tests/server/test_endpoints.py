@@ -394,3 +394,26 @@ def test_issued_sessions_do_not_show_tokens_in_their_repr() -> None:
     issued = IssuedSession("access-secret", "refresh-secret", 3600, 3600, user, [])
     assert "access-secret" not in repr(issued)
     assert "refresh-secret" not in repr(issued)
+
+
+async def test_every_request_is_logged_once_with_the_refusal_code(
+    app_client: AppHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = await app_client.signup("logged@example.com")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sessionkeeper.access"):
+        await app_client.refresh("B" * 43)
+        await app_client.client.get("/auth/v1/health")
+    lines = [r for r in caplog.records if r.name == "sessionkeeper.access"]
+    assert len(lines) == 2
+    refused, ok = lines
+    assert refused.__dict__["status"] == 400
+    assert refused.__dict__["error_code"] == "refresh_token_not_found"
+    assert refused.__dict__["grant_type"] == "refresh_token"
+    assert refused.__dict__["path"] == "/auth/v1/token"
+    assert ok.__dict__["status"] == 200
+    assert "error_code" not in ok.__dict__
+    # Nothing logged anywhere carries a token.
+    text = " ".join(str(vars(r)) for r in caplog.records)
+    assert s["refresh_token"] not in text
+    assert s["access_token"] not in text

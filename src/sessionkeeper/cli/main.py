@@ -138,6 +138,13 @@ def serve(
         bool | None,
         typer.Option("--log-json/--log-text", help="JSON log lines [env SESSIONKEEPER_LOG_JSON]"),
     ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="One log line per request, with the refusal code [env SESSIONKEEPER_ACCESS_LOG] (default on)",
+        ),
+    ] = None,
 ) -> None:
     """Serve the auth API under /auth/v1 (Supabase clients: url=http://HOST:PORT/auth/v1)."""
     from sessionkeeper.cli.serving import run
@@ -161,6 +168,7 @@ def serve(
         rate_limit_signup_per_ip=rate_limit_signup_per_ip,
         log_level=log_level,
         log_json=log_json,
+        access_log=access_log,
     )
 
 

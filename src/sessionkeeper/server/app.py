@@ -19,6 +19,7 @@ from sessionkeeper.core.passwords import Passwords
 from sessionkeeper.core.ratelimit import RateLimiter
 from sessionkeeper.core.sessions import SessionPolicy
 from sessionkeeper.errors import AuthError, ConfigError, StoreUnavailableError
+from sessionkeeper.server.access_log import AccessLogMiddleware
 from sessionkeeper.server.endpoints.meta import get_health, get_jwks, get_settings
 from sessionkeeper.server.endpoints.signup import post_signup
 from sessionkeeper.server.endpoints.token import post_token
@@ -178,5 +179,6 @@ def create_app(config: Config, ctx: AuthContext) -> Starlette:
         routes=[Mount("/auth/v1", app=auth)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(AccessLogMiddleware)] if config.server.access_log else [],
     )
     return app
