@@ -177,7 +177,7 @@ INVALID: list[tuple[str, dict[str, Any], str | None, str]] = [
     ("port", {"port": 70000}, "--port", "SESSIONKEEPER_PORT"),
     ("port", {"port": -1}, "--port", "SESSIONKEEPER_PORT"),
     ("log_level", {"log_level": "loud"}, "--log-level", "SESSIONKEEPER_LOG_LEVEL"),
-    ("log_json", {"log_json": "sometimes"}, "--log-json", "SESSIONKEEPER_LOG_JSON"),
+    ("log_json", {"log_json": "sometimes"}, "--log-json/--log-text", "SESSIONKEEPER_LOG_JSON"),
     (
         "cors_origins",
         {"cors_origins": ["ftp://files.example.com"]},
@@ -230,7 +230,7 @@ INVALID: list[tuple[str, dict[str, Any], str | None, str]] = [
     (
         "disable_signup",
         {"disable_signup": "perhaps"},
-        "--disable-signup",
+        "--disable-signup/--enable-signup",
         "SESSIONKEEPER_DISABLE_SIGNUP",
     ),
     (

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sessionkeeper.core.key_encryption import MIN_KEK_BYTES, KeyCipher
 from sessionkeeper.core.keys import MIN_HMAC_SECRET_BYTES
+from sessionkeeper.core.sessions import SessionPolicy
 from sessionkeeper.errors import ConfigError
 
 _DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
@@ -123,10 +124,31 @@ class SessionSettings(_Base):
     reuse_interval: float = Field(10.0, ge=0, le=3600)
     session_timebox: float | None = None
     session_inactivity_timeout: float | None = None
+    cleanup_interval: float | None = 600.0
+    cleanup_retention: float = 7 * 86400.0
 
-    _durations = field_validator("session_timebox", "session_inactivity_timeout", mode="before")(
-        lambda v: parse_duration(v)
-    )
+    _durations = field_validator(
+        "session_timebox",
+        "session_inactivity_timeout",
+        "cleanup_interval",
+        "cleanup_retention",
+        mode="before",
+    )(lambda v: parse_duration(v))
+
+    def policy(self) -> SessionPolicy:
+        return SessionPolicy(
+            rotation=self.rotation,
+            reuse_interval=self.reuse_interval,
+            timebox=self.session_timebox,
+            inactivity_timeout=self.session_inactivity_timeout,
+        )
+
+    @field_validator("cleanup_retention")
+    @classmethod
+    def _retention(cls, value: float | None) -> float:
+        if value is None or value < 3600:
+            raise ValueError("must be at least 1h (revoked tokens are kept that long at least)")
+        return value
 
 
 class SignupSettings(_Base):

@@ -212,3 +212,26 @@ def test_signing_keys_encrypted_at_rest_with_a_kek(
     # With it, the same keys come back.
     again = start_server(database=db, env=kek)
     assert httpx.get(f"{again.auth_url}/.well-known/jwks.json").json() == jwks
+
+
+def test_cleanup_command_and_background_cleanup(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    db = f"sqlite:///{tmp_path}/clean.db"
+    result = run("cleanup", "--database", db)
+    assert result.returncode == 0, result.stderr
+    assert "deleted 0 sessions and 0 refresh tokens" in result.stdout
+    too_short = run("cleanup", "--database", db, "--retention", "5m")
+    assert too_short.returncode == 2
+    assert "--cleanup-retention / SESSIONKEEPER_CLEANUP_RETENTION" in too_short.stderr
+
+    # The server's periodic clean-up runs alongside requests without disturbing them.
+    server = start_server("--cleanup-interval", "0.2", database=db)
+    for _ in range(5):
+        r = httpx.post(
+            f"{server.auth_url}/signup",
+            json={"email": f"c{time.monotonic_ns()}@example.com", "password": "a-long-passw0rd"},
+        )
+        assert r.status_code == 200
+        time.sleep(0.2)
+    assert not any("clean-up failed" in line for line in server.log_lines)

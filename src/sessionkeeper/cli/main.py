@@ -92,6 +92,18 @@ def serve(
             help="End sessions idle this long, e.g. 8h; off by default [env SESSIONKEEPER_SESSION_INACTIVITY_TIMEOUT]"
         ),
     ] = None,
+    cleanup_interval: Annotated[
+        str | None,
+        typer.Option(
+            help="How often to delete ended sessions and spent tokens, e.g. 10m; 0 = never [env SESSIONKEEPER_CLEANUP_INTERVAL] (default 10m)"
+        ),
+    ] = None,
+    cleanup_retention: Annotated[
+        str | None,
+        typer.Option(
+            help="How long ended sessions and spent tokens are kept, e.g. 7d [env SESSIONKEEPER_CLEANUP_RETENTION] (default 7d)"
+        ),
+    ] = None,
     signing_alg: SigningAlg = None,
     cors_origin: Annotated[
         list[str] | None,
@@ -159,6 +171,8 @@ def serve(
         rotation=rotation,
         session_timebox=session_timebox,
         session_inactivity_timeout=session_inactivity_timeout,
+        cleanup_interval=cleanup_interval,
+        cleanup_retention=cleanup_retention,
         signing_alg=signing_alg,
         cors_origins=cors_origin or None,
         disable_signup=disable_signup,
@@ -170,6 +184,32 @@ def serve(
         log_json=log_json,
         access_log=access_log,
     )
+
+
+@app.command("cleanup")
+def cleanup_command(
+    database: Database = None,
+    retention: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep ended sessions and spent tokens this long, e.g. 7d [env SESSIONKEEPER_CLEANUP_RETENTION] (default 7d)"
+        ),
+    ] = None,
+) -> None:
+    """Delete ended sessions and spent refresh tokens now (serve also does it every 10 min)."""
+    from sessionkeeper import settings
+    from sessionkeeper.service.cleanup import cleanup
+    from sessionkeeper.service.context import AuthContext
+    from sessionkeeper.service.keyring import KeyRing
+    from sessionkeeper.store import open_store
+
+    config = settings.load(database=database, cleanup_retention=retention)
+    store = open_store(config.store.database)
+    store.migrate()
+    policy = config.sessions.policy()
+    ctx = AuthContext(store=store, keyring=KeyRing(store), issuer=config.issuer(), policy=policy)
+    report = cleanup(ctx, retention=config.sessions.cleanup_retention)
+    typer.echo(f"deleted {report.sessions} sessions and {report.tokens} refresh tokens")
 
 
 @app.command()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -17,7 +19,6 @@ from starlette.routing import Mount, Route
 from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.core.passwords import Passwords
 from sessionkeeper.core.ratelimit import RateLimiter
-from sessionkeeper.core.sessions import SessionPolicy
 from sessionkeeper.errors import AuthError, ConfigError, StoreUnavailableError
 from sessionkeeper.server.access_log import AccessLogMiddleware
 from sessionkeeper.server.endpoints.meta import get_health, get_jwks, get_settings
@@ -27,6 +28,7 @@ from sessionkeeper.server.endpoints.user import get_user_endpoint, post_logout, 
 from sessionkeeper.server.http import error_response
 from sessionkeeper.server.limits import BodyLimitMiddleware
 from sessionkeeper.server.state import ServerState
+from sessionkeeper.service.cleanup import cleanup
 from sessionkeeper.service.context import AuthContext
 from sessionkeeper.service.keyring import KeyRing, NoSigningKeyError
 from sessionkeeper.settings import Config
@@ -146,17 +148,23 @@ def build_context(
         keyring=keyring,
         issuer=config.issuer(),
         jwt_exp=config.tokens.jwt_exp,
-        policy=SessionPolicy(
-            rotation=config.sessions.rotation,
-            reuse_interval=config.sessions.reuse_interval,
-            timebox=config.sessions.session_timebox,
-            inactivity_timeout=config.sessions.session_inactivity_timeout,
-        ),
+        policy=config.sessions.policy(),
         passwords=passwords or Passwords(),
         clock=clock,
         disable_signup=config.signup.disable_signup,
         password_min_length=config.signup.password_min_length,
     )
+
+
+async def _clean_up_every(ctx: AuthContext, interval: float, retention: float) -> None:
+    """Run retention clean-up in a worker thread every ``interval`` seconds; failures are
+    logged and retried next time (a store outage must not end the server)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(cleanup, ctx, retention=retention)
+        except Exception:
+            log.exception("clean-up failed", extra={"event": "cleanup_failed"})
 
 
 def create_app(config: Config, ctx: AuthContext) -> Starlette:
@@ -172,7 +180,14 @@ def create_app(config: Config, ctx: AuthContext) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        interval = config.sessions.cleanup_interval
+        retention = config.sessions.cleanup_retention
+        task = asyncio.create_task(_clean_up_every(ctx, interval, retention)) if interval else None
         yield
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
         ctx.store.close()
 
     app = Starlette(

@@ -192,6 +192,45 @@ class SQLTransaction:
             (at, session_id),
         ).rowcount
 
+    # Retention -------------------------------------------------------------------------------
+    def delete_ended_sessions(
+        self,
+        *,
+        ended_before: float,
+        created_before: float | None,
+        idle_before: float | None,
+        limit: int,
+    ) -> int:
+        """Delete up to ``limit`` sessions that ended before ``ended_before`` (their tokens go
+        with them): by ``not_after``, by replay revocation, or — when the caller passes the
+        bounds — by the timebox (``created_before``) or inactivity (``idle_before``)."""
+        conditions = ["not_after <= ?", "family_revoked_at <= ?"]
+        params: list[Any] = [ended_before, ended_before]
+        if created_before is not None:
+            conditions.append("created_at <= ?")
+            params.append(created_before)
+        if idle_before is not None:
+            conditions.append("COALESCE(refreshed_at, created_at) <= ?")
+            params.append(idle_before)
+        where = " OR ".join(conditions)
+        return self._run(
+            f"DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {where} LIMIT ?)",  # noqa: S608 - fixed fragments
+            [*params, limit],
+        ).rowcount
+
+    def delete_spent_tokens(self, *, revoked_before: float, limit: int) -> int:
+        """Delete up to ``limit`` refresh tokens revoked before ``revoked_before``, keeping every
+        parent of a live token (rotation rule 3 hands that token's child back)."""
+        return self._run(
+            "DELETE FROM refresh_tokens WHERE id IN ("
+            " SELECT t.id FROM refresh_tokens t"
+            " WHERE t.revoked_at IS NOT NULL AND t.revoked_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM refresh_tokens c"
+            "  WHERE c.parent_id = t.id AND c.revoked_at IS NULL)"
+            " LIMIT ?)",
+            (revoked_before, limit),
+        ).rowcount
+
     # Signing keys ----------------------------------------------------------------------------
     def list_keys(self) -> list[StoredKey]:
         return self._all(StoredKey, "SELECT * FROM signing_keys ORDER BY created_at")
