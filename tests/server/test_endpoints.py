@@ -417,3 +417,23 @@ async def test_every_request_is_logged_once_with_the_refusal_code(
     text = " ".join(str(vars(r)) for r in caplog.records)
     assert s["refresh_token"] not in text
     assert s["access_token"] not in text
+
+
+async def test_an_unexpected_failure_is_one_log_line_and_a_catalogue_500(
+    app_client: AppHarness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionkeeper.server.endpoints import meta
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(meta, "__version__", property(broken))  # any failure inside a handler
+    monkeypatch.setattr(app_client.ctx.store, "ping", broken)
+    with caplog.at_level("ERROR"):
+        r = await app_client.client.get("/auth/v1/health", headers=API_VERSION)
+    assert r.status_code == 500
+    assert r.json() == {"code": "unexpected_failure", "message": "Unexpected failure"}
+    assert r.headers["x-sb-error-code"] == "unexpected_failure"
+    failures = [rec for rec in caplog.records if rec.getMessage() == "unexpected failure"]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None

@@ -25,6 +25,7 @@ from sessionkeeper.server.endpoints.meta import get_health, get_jwks, get_settin
 from sessionkeeper.server.endpoints.signup import post_signup
 from sessionkeeper.server.endpoints.token import post_token
 from sessionkeeper.server.endpoints.user import get_user_endpoint, post_logout, put_user_endpoint
+from sessionkeeper.server.failures import UnexpectedFailureMiddleware
 from sessionkeeper.server.http import error_response
 from sessionkeeper.server.limits import BodyLimitMiddleware
 from sessionkeeper.server.state import ServerState
@@ -65,11 +66,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, AuthError(code, headers=dict(exc.headers or {})))
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected failure", extra={"event": "unexpected", "path": request.url.path})
-    return error_response(request, AuthError("unexpected_failure"))
-
-
 def create_auth_app(
     ctx: AuthContext,
     *,
@@ -90,7 +86,7 @@ def create_auth_app(
         Route("/health", get_health, methods=["GET"]),
         Route("/.well-known/jwks.json", get_jwks, methods=["GET"]),
     ]
-    middleware = [Middleware(BodyLimitMiddleware)]
+    middleware = [Middleware(BodyLimitMiddleware), Middleware(UnexpectedFailureMiddleware)]
     if cors_origins:
         middleware.insert(
             0,
@@ -110,7 +106,6 @@ def create_auth_app(
             AuthError: _auth_error,
             StoreUnavailableError: _store_down,
             HTTPException: _http_error,
-            Exception: _unexpected,
         },
     )
     app.state.sessionkeeper = ServerState(
