@@ -559,3 +559,30 @@ def test_garbage_file_is_unavailable(tmp_path: Path) -> None:
             broken.migrate()
     finally:
         broken.close()
+
+
+def test_rotation_and_cleanup_lookups_use_indexes(tmp_path: Path) -> None:
+    """Both run inside write transactions: a full scan there stalls every writer."""
+    import sqlite3
+
+    store = SQLiteStore(tmp_path / "plan.db")
+    store.migrate()
+    raw = sqlite3.connect(store.path)
+    try:
+        child = raw.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM refresh_tokens"
+            " WHERE parent_id = ? AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1",
+            ("t",),
+        ).fetchall()
+        assert any("refresh_tokens_parent" in str(row) for row in child), child
+        spent = raw.execute(
+            "EXPLAIN QUERY PLAN SELECT t.id FROM refresh_tokens t"
+            " WHERE t.revoked_at IS NOT NULL AND t.revoked_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM refresh_tokens c"
+            "  WHERE c.parent_id = t.id AND c.revoked_at IS NULL) LIMIT ?",
+            (1.0, 10),
+        ).fetchall()
+        assert not any("SCAN c" in str(row) for row in spent), spent
+    finally:
+        raw.close()
+        store.close()
