@@ -334,3 +334,82 @@ def test_a_bad_key_row_is_skipped_not_fatal(
     keys = ring.current()
     assert keys.get("broken") is None
     assert keys.active.alg == "ES256"
+
+
+def _away(store: SQLiteStore, tmp_path: Path) -> Path:
+    """Take the store's directory away, as an outage would."""
+    store.close()
+    moved = tmp_path.parent / (tmp_path.name + "-gone")
+    tmp_path.rename(moved)
+    return moved
+
+
+def test_unknown_kid_during_a_store_outage_is_an_outage_not_a_bad_token(
+    ring: KeyRing, store: SQLiteStore, clock: ManualClock, tmp_path: Path
+) -> None:
+    from sessionkeeper.errors import StoreUnavailableError
+
+    ring.current()
+    other = KeyRing(store, alg="ES256", clock=clock)  # another instance rotates
+    new_kid = other.rotate().kid
+    moved = _away(store, tmp_path)
+    try:
+        clock.advance(2)
+        with pytest.raises(StoreUnavailableError):
+            ring.refresh_if_unknown(new_kid)
+        clock.advance(0.5)  # inside the throttle window: still an outage, not a stale answer
+        with pytest.raises(StoreUnavailableError):
+            ring.refresh_if_unknown(new_kid)
+        assert ring.current().get(new_kid) is None  # signing goes on with the last good set
+    finally:
+        moved.rename(tmp_path)
+    clock.advance(2)
+    assert ring.refresh_if_unknown(new_kid).get(new_kid) is not None
+
+
+def test_forced_reloads_for_unknown_kids_are_throttled_even_after_a_failure(
+    store: SQLiteStore, clock: ManualClock, tmp_path: Path
+) -> None:
+    from sessionkeeper.errors import StoreUnavailableError
+
+    attempts: list[int] = []
+
+    class Counting(_CountingStore):
+        def transaction(self, *, write: bool = True) -> AbstractContextManager[Transaction]:
+            attempts.append(1)
+            return super().transaction(write=write)
+
+    counted = KeyRing(Counting(store, []), alg="ES256", clock=clock, reload_interval=30)
+    counted.ensure_active()
+    counted.current()
+    moved = _away(store, tmp_path)
+    try:
+        clock.advance(31)
+        counted.current()  # the periodic reload fails; the last good set is kept
+        attempts.clear()
+        for _ in range(1000):  # a flood of tokens naming random kids during the outage
+            with pytest.raises(StoreUnavailableError):
+                counted.refresh_if_unknown("no-such-kid")
+        assert len(attempts) == 0  # all inside the throttle window: no store work at all
+    finally:
+        moved.rename(tmp_path)
+    clock.advance(1)
+    attempts.clear()
+    for _ in range(1000):  # the store is back: one reload, then the throttle holds again
+        counted.refresh_if_unknown("no-such-kid")
+    assert len(attempts) == 1
+
+
+def test_no_plaintext_key_is_written_beside_encrypted_ones(
+    store: SQLiteStore, clock: ManualClock
+) -> None:
+    from sessionkeeper.core.key_encryption import KeyCipher, KeyEncryptionError
+
+    encrypted = KeyRing(store, alg="ES256", clock=clock, cipher=KeyCipher("k" * 32))
+    encrypted.ensure_active()
+    plain = KeyRing(store, alg="RS256", clock=clock)
+    with pytest.raises(KeyEncryptionError, match="SESSIONKEEPER_KEY_ENCRYPTION_KEY"):
+        plain.rotate()
+    with pytest.raises(KeyEncryptionError):
+        plain.ensure_active()
+    assert [k.status for k in encrypted.stored()] == ["active"]

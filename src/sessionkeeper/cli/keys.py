@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sessionkeeper.cli.options import Database
-from sessionkeeper.core.key_encryption import is_encrypted
+from sessionkeeper.core.key_encryption import KeyEncryptionError, is_encrypted
 from sessionkeeper.service.keyring import KeyRing
 
 app = typer.Typer(help="Manage signing keys.", no_args_is_help=True)
@@ -66,7 +66,7 @@ def rotate(
     ring = _keyring(database)
     try:
         key = ring.rotate("RS256" if alg == "RS256" else "ES256" if alg else None)
-    except ValueError as exc:
+    except (ValueError, KeyEncryptionError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(

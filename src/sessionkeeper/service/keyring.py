@@ -19,7 +19,12 @@ import logging
 import threading
 
 from sessionkeeper.clock import Clock, SystemClock
-from sessionkeeper.core.key_encryption import KeyCipher, KeyEncryptionError, open_stored
+from sessionkeeper.core.key_encryption import (
+    KeyCipher,
+    KeyEncryptionError,
+    is_encrypted,
+    open_stored,
+)
 from sessionkeeper.core.keys import Algorithm, KeyMaterialError, KeySet, SigningKey
 from sessionkeeper.errors import StoreUnavailableError
 from sessionkeeper.store.base import Store, Transaction
@@ -54,7 +59,9 @@ class KeyRing:
         self._lock = threading.Lock()
         self._keys: KeySet | None = None
         self._next_load = 0.0
-        self._loaded_at = float("-inf")
+        self._last_attempt = float("-inf")
+        self._last_outage: StoreUnavailableError | None = None
+        self.skipped: list[str] = []  # kids of active/published keys that did not load
 
     def ensure_active(self) -> None:
         """At server start: make an active key of the configured algorithm unless one exists."""
@@ -81,6 +88,12 @@ class KeyRing:
         return key
 
     def _make_active(self, tx: Transaction, key: SigningKey, stored: list[StoredKey]) -> None:
+        if self._cipher is None and any(is_encrypted(k.material) for k in stored):
+            # Never downgrade: a plaintext active key would undo the encryption of the others.
+            raise KeyEncryptionError(
+                "the store holds encrypted signing keys; set SESSIONKEEPER_KEY_ENCRYPTION_KEY "
+                "before creating another"
+            )
         now = self._clock.now()
         for k in stored:
             if k.status == "active":
@@ -107,6 +120,7 @@ class KeyRing:
     def _load(self) -> KeySet:
         stored = self.stored()  # one read: a rotation elsewhere cannot split the view
         loaded: list[tuple[StoredKey, SigningKey]] = []
+        skipped: list[str] = []
         for row in stored:
             if row.status not in ("active", "published"):
                 continue
@@ -114,7 +128,9 @@ class KeyRing:
                 material = open_stored(row.material, row.kid, self._cipher)
                 loaded.append((row, SigningKey.load(row.kid, row.alg, material)))
             except (KeyMaterialError, KeyEncryptionError) as exc:
+                skipped.append(row.kid)
                 log.error("unusable signing key skipped", extra={"kid": row.kid, "error": str(exc)})
+        self.skipped = skipped
         published = [key for _, key in loaded]
         if self._hmac is not None:
             return KeySet(self._hmac, published)
@@ -130,34 +146,45 @@ class KeyRing:
         keys = self._keys
         if keys is not None and self._clock.now() < self._next_load:
             return keys
-        return self._reload(force=False)
+        return self._reload()
 
-    def _reload(self, *, force: bool) -> KeySet:
+    def refresh_if_unknown(self, kid: str) -> KeySet:
+        """Reload at once when a token names a kid we do not know (another instance rotated).
+
+        Forced reloads are coalesced and throttled to one a second, so random kids cannot turn
+        into a store-read storm. If the store cannot be read we cannot tell a new key from a
+        forged one: that is an outage (503), never a ``bad_jwt`` that would sign the user out.
+        """
+        keys = self.current()
+        if keys.get(kid) is not None:
+            return keys
+        return self._reload(want_kid=kid)
+
+    def _reload(self, *, want_kid: str | None = None) -> KeySet:
         with self._lock:
             now = self._clock.now()
-            if self._keys is not None and not force and now < self._next_load:
-                return self._keys
+            keys = self._keys
+            if keys is not None:
+                if want_kid is None and now < self._next_load:
+                    return keys  # another thread reloaded while we waited for the lock
+                if want_kid is not None and (
+                    keys.get(want_kid) is not None or now - self._last_attempt < 1.0
+                ):
+                    if keys.get(want_kid) is None and self._last_outage is not None:
+                        raise self._last_outage
+                    return keys
+            self._last_attempt = now
             try:
                 self._keys = self._load()
-                self._loaded_at = now
+                self._last_outage = None
                 self._next_load = now + self.reload_interval
             except (StoreUnavailableError, NoSigningKeyError) as exc:
-                if self._keys is None:
+                self._last_outage = exc if isinstance(exc, StoreUnavailableError) else None
+                self._next_load = now + min(RETRY_AFTER_FAILURE, self.reload_interval)
+                if self._keys is None or (want_kid is not None and self._last_outage is not None):
                     raise
                 log.warning(
                     "key reload failed; keeping the last good key set",
                     extra={"event": "key_reload_failed", "error": str(exc)},
                 )
-                self._next_load = now + min(RETRY_AFTER_FAILURE, self.reload_interval)
             return self._keys
-
-    def refresh_if_unknown(self, kid: str) -> KeySet:
-        """Reload at once when a token names a kid we do not know (another instance rotated),
-        at most once a second so unknown kids cannot turn into a store-read storm."""
-        keys = self.current()
-        if (
-            keys.get(kid) is None
-            and self._clock.now() >= self._next_load - self.reload_interval + 1
-        ):
-            return self._reload(force=True)
-        return keys
