@@ -59,6 +59,13 @@ class RateLimiter:
                 return Verdict(True)
             return Verdict(False, retry_after=max(0.0, start + self.window - now))
 
+    def refund(self, key: str) -> None:
+        """Give back a hit counted by ``hit`` (an attempt that turned out not to count)."""
+        with self._lock:
+            window = self._windows.get(key)
+            if window is not None and window[1] > 0:
+                self._windows[key] = (window[0], window[1] - 1)
+
     def _evict(self, now: float) -> None:
         stale = [k for k, (start, _) in self._windows.items() if now - start >= self.window]
         for k in stale:

@@ -29,6 +29,7 @@ from sessionkeeper.server.endpoints.user import get_user_endpoint, post_logout, 
 from sessionkeeper.server.failures import UnexpectedFailureMiddleware
 from sessionkeeper.server.http import error_response
 from sessionkeeper.server.limits import BodyLimitMiddleware
+from sessionkeeper.server.password_slots import PasswordSlots
 from sessionkeeper.server.state import ServerState
 from sessionkeeper.service.cleanup import cleanup
 from sessionkeeper.service.context import AuthContext
@@ -114,6 +115,7 @@ def create_auth_app(
         password_limit_ip=RateLimiter(password_per_ip, rate_window, ctx.clock),
         password_limit_email=RateLimiter(password_per_email, rate_window, ctx.clock),
         signup_limit_ip=RateLimiter(signup_per_ip, rate_window, ctx.clock),
+        password_slots=PasswordSlots(),
         log=log,
     )
     return app

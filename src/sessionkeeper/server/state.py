@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from sessionkeeper.core.ratelimit import RateLimiter
+from sessionkeeper.server.password_slots import PasswordSlots
 from sessionkeeper.service.context import AuthContext
 
 
@@ -17,6 +18,7 @@ class ServerState:
     password_limit_ip: RateLimiter
     password_limit_email: RateLimiter
     signup_limit_ip: RateLimiter
+    password_slots: PasswordSlots
     log: logging.Logger
 
 

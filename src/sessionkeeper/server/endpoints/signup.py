@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,7 +18,7 @@ async def post_signup(request: Request) -> Response:
     refuse_if_limited(
         state, request, [state.signup_limit_ip.hit(client_ip(request))], what="signup"
     )
-    result = await run_in_threadpool(
+    result = await state.password_slots.run(
         signup,
         state.ctx,
         email=body.get("email"),

@@ -27,18 +27,20 @@ async def get_user_endpoint(request: Request) -> Response:
 
 
 async def put_user_endpoint(request: Request) -> Response:
-    ctx = server_state(request).ctx
+    state = server_state(request)
+    ctx = state.ctx
     principal = await run_in_threadpool(authenticate, ctx, bearer_token(request))
     assert principal is not None
     body = await read_json(request)
-    user, identities = await run_in_threadpool(
-        lambda: update_user(
-            ctx,
-            principal,
-            email=body.get("email"),
-            password=body.get("password"),
-            data=body.get("data"),
-        )
+    # A password change hashes (twice): it takes a password slot like a sign-in.
+    run = state.password_slots.run if body.get("password") is not None else run_in_threadpool
+    user, identities = await run(
+        update_user,
+        ctx,
+        principal,
+        email=body.get("email"),
+        password=body.get("password"),
+        data=body.get("data"),
     )
     return json_response(request, user_json(user, identities))
 
