@@ -235,3 +235,20 @@ def test_cleanup_command_and_background_cleanup(
         assert r.status_code == 200
         time.sleep(0.2)
     assert not any("clean-up failed" in line for line in server.log_lines)
+
+
+def test_serve_help_names_each_flags_environment_variable() -> None:
+    from sessionkeeper import settings
+
+    text = run("serve", "--help", env={"COLUMNS": "250"}).stdout
+    for model in (
+        settings.ServerSettings,
+        settings.StoreSettings,
+        settings.TokenSettings,
+        settings.SessionSettings,
+        settings.SignupSettings,
+        settings.RateLimitSettings,
+    ):
+        for name in model.model_fields:
+            if name not in settings.ENV_ONLY:
+                assert f"SESSIONKEEPER_{name.upper()}" in text, name

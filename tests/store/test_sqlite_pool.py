@@ -139,3 +139,26 @@ def test_only_unique_violations_are_duplicates(store: SQLiteStore) -> None:
     assert "FOREIGN KEY" in str(raised.value)
     with store.transaction(write=False) as tx:  # the connection was rolled back and reused
         assert tx.session_by_id("s") is None
+
+
+def test_a_connection_to_a_replaced_file_is_never_handed_out_again(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    with store.transaction() as tx:  # leaves one pooled connection on the original file
+        tx.insert_user(*user("old", "old@example.com"))
+    old_identity = os.stat(store.path)[stat.ST_DEV], os.stat(store.path)[stat.ST_INO]
+    replacement = tmp_path / "replacement.db"
+    src, dst = sqlite3.connect(store.path), sqlite3.connect(replacement)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    os.replace(replacement, store.path)
+    new_identity = os.stat(store.path)[stat.ST_DEV], os.stat(store.path)[stat.ST_INO]
+    assert new_identity != old_identity
+    # Whoever asks for a connection to the file now at the path gets one to that file, even if
+    # the store has not looked at the path since (the race the second review found).
+    pooled = store._pool.get(1.0, new_identity)
+    try:
+        assert pooled.identity == new_identity
+    finally:
+        store._pool.discard(pooled)

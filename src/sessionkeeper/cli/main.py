@@ -47,61 +47,61 @@ def _root(
 def serve(
     host: Annotated[
         str | None,
-        typer.Option(help="Address to listen on [env SESSIONKEEPER_HOST] (default 127.0.0.1)"),
+        typer.Option(help="Address to listen on (env SESSIONKEEPER_HOST) (default 127.0.0.1)"),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option(help="Port [env SESSIONKEEPER_PORT] (default 9999; 0 picks a free one)"),
+        typer.Option(help="Port (env SESSIONKEEPER_PORT) (default 9999; 0 picks a free one)"),
     ] = None,
     database: Database = None,
     issuer: Annotated[
         str | None,
         typer.Option(
-            help="iss claim [env SESSIONKEEPER_ISSUER] (default http://HOST:PORT/auth/v1)"
+            help="iss claim (env SESSIONKEEPER_ISSUER) (default http://HOST:PORT/auth/v1)"
         ),
     ] = None,
     jwt_exp: Annotated[
         int | None,
         typer.Option(
             "--jwt-exp",
-            help="Access-token life in seconds [env SESSIONKEEPER_JWT_EXP] (default 3600)",
+            help="Access-token life in seconds (env SESSIONKEEPER_JWT_EXP) (default 3600)",
         ),
     ] = None,
     reuse_interval: Annotated[
         float | None,
         typer.Option(
-            help="Seconds a rotated refresh token may still be used [env SESSIONKEEPER_REUSE_INTERVAL] (default 10)"
+            help="Seconds a rotated refresh token may still be used (env SESSIONKEEPER_REUSE_INTERVAL) (default 10)"
         ),
     ] = None,
     rotation: Annotated[
         bool | None,
         typer.Option(
             "--rotation/--no-rotation",
-            help="Rotate refresh tokens on use [env SESSIONKEEPER_ROTATION] (default on)",
+            help="Rotate refresh tokens on use (env SESSIONKEEPER_ROTATION) (default on)",
         ),
     ] = None,
     session_timebox: Annotated[
         str | None,
         typer.Option(
-            help="Absolute session life, e.g. 24h; off by default [env SESSIONKEEPER_SESSION_TIMEBOX]"
+            help="Absolute session life, e.g. 24h; off by default (env SESSIONKEEPER_SESSION_TIMEBOX)"
         ),
     ] = None,
     session_inactivity_timeout: Annotated[
         str | None,
         typer.Option(
-            help="End sessions idle this long, e.g. 8h; off by default [env SESSIONKEEPER_SESSION_INACTIVITY_TIMEOUT]"
+            help="End sessions idle this long, e.g. 8h; off by default (env SESSIONKEEPER_SESSION_INACTIVITY_TIMEOUT)"
         ),
     ] = None,
     cleanup_interval: Annotated[
         str | None,
         typer.Option(
-            help="How often to delete ended sessions and spent tokens, e.g. 10m; 0 = never [env SESSIONKEEPER_CLEANUP_INTERVAL] (default 10m)"
+            help="How often to delete ended sessions and spent tokens, e.g. 10m; 0 = never (env SESSIONKEEPER_CLEANUP_INTERVAL) (default 10m)"
         ),
     ] = None,
     cleanup_retention: Annotated[
         str | None,
         typer.Option(
-            help="How long ended sessions and spent tokens are kept, e.g. 7d [env SESSIONKEEPER_CLEANUP_RETENTION] (default 7d)"
+            help="How long ended sessions and spent tokens are kept, e.g. 7d (env SESSIONKEEPER_CLEANUP_RETENTION) (default 7d)"
         ),
     ] = None,
     signing_alg: SigningAlg = None,
@@ -109,52 +109,52 @@ def serve(
         list[str] | None,
         typer.Option(
             "--cors-origin",
-            help="Allowed browser origin; repeatable [env SESSIONKEEPER_CORS_ORIGINS, comma-separated]",
+            help="Allowed browser origin; repeatable (env SESSIONKEEPER_CORS_ORIGINS, comma-separated)",
         ),
     ] = None,
     disable_signup: Annotated[
         bool | None,
         typer.Option(
             "--disable-signup/--enable-signup",
-            help="Refuse /signup [env SESSIONKEEPER_DISABLE_SIGNUP]",
+            help="Refuse /signup (env SESSIONKEEPER_DISABLE_SIGNUP)",
         ),
     ] = None,
     rate_limit_window: Annotated[
         float | None,
         typer.Option(
-            help="Rate-limit window in seconds [env SESSIONKEEPER_RATE_LIMIT_WINDOW] (default 300)"
+            help="Rate-limit window in seconds (env SESSIONKEEPER_RATE_LIMIT_WINDOW) (default 300)"
         ),
     ] = None,
     rate_limit_password_per_ip: Annotated[
         int | None,
         typer.Option(
-            help="Password grants per IP per window; 0 = off [env SESSIONKEEPER_RATE_LIMIT_PASSWORD_PER_IP] (default 30)"
+            help="Password grants per IP per window; 0 = off (env SESSIONKEEPER_RATE_LIMIT_PASSWORD_PER_IP) (default 30)"
         ),
     ] = None,
     rate_limit_password_per_email: Annotated[
         int | None,
         typer.Option(
-            help="Failed password checks per email per window; 0 = off [env SESSIONKEEPER_RATE_LIMIT_PASSWORD_PER_EMAIL] (default 10)"
+            help="Failed password checks per email per window; 0 = off (env SESSIONKEEPER_RATE_LIMIT_PASSWORD_PER_EMAIL) (default 10)"
         ),
     ] = None,
     rate_limit_signup_per_ip: Annotated[
         int | None,
         typer.Option(
-            help="Sign-ups per IP per window; 0 = off [env SESSIONKEEPER_RATE_LIMIT_SIGNUP_PER_IP] (default 30)"
+            help="Sign-ups per IP per window; 0 = off (env SESSIONKEEPER_RATE_LIMIT_SIGNUP_PER_IP) (default 30)"
         ),
     ] = None,
     log_level: Annotated[
-        str | None, typer.Option(help="debug, info, warning or error [env SESSIONKEEPER_LOG_LEVEL]")
+        str | None, typer.Option(help="debug, info, warning or error (env SESSIONKEEPER_LOG_LEVEL)")
     ] = None,
     log_json: Annotated[
         bool | None,
-        typer.Option("--log-json/--log-text", help="JSON log lines [env SESSIONKEEPER_LOG_JSON]"),
+        typer.Option("--log-json/--log-text", help="JSON log lines (env SESSIONKEEPER_LOG_JSON)"),
     ] = None,
     access_log: Annotated[
         bool | None,
         typer.Option(
             "--access-log/--no-access-log",
-            help="One log line per request, with the refusal code [env SESSIONKEEPER_ACCESS_LOG] (default on)",
+            help="One log line per request, with the refusal code (env SESSIONKEEPER_ACCESS_LOG) (default on)",
         ),
     ] = None,
 ) -> None:
@@ -192,18 +192,37 @@ def cleanup_command(
     retention: Annotated[
         str | None,
         typer.Option(
-            help="Keep ended sessions and spent tokens this long, e.g. 7d [env SESSIONKEEPER_CLEANUP_RETENTION] (default 7d)"
+            help="Keep ended sessions and spent tokens this long, e.g. 7d (env SESSIONKEEPER_CLEANUP_RETENTION) (default 7d)"
+        ),
+    ] = None,
+    session_timebox: Annotated[
+        str | None,
+        typer.Option(help="The timebox serve runs with (env SESSIONKEEPER_SESSION_TIMEBOX)"),
+    ] = None,
+    session_inactivity_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="The inactivity timeout serve runs with (env SESSIONKEEPER_SESSION_INACTIVITY_TIMEOUT)"
         ),
     ] = None,
 ) -> None:
-    """Delete ended sessions and spent refresh tokens now (serve also does it every 10 min)."""
+    """Delete ended sessions and spent refresh tokens now (serve also does it every 10 min).
+
+    Give it the session limits serve runs with: a shorter timebox here would delete sessions
+    serve still honours.
+    """
     from sessionkeeper import settings
     from sessionkeeper.service.cleanup import cleanup
     from sessionkeeper.service.context import AuthContext
     from sessionkeeper.service.keyring import KeyRing
     from sessionkeeper.store import open_store
 
-    config = settings.load(database=database, cleanup_retention=retention)
+    config = settings.load(
+        database=database,
+        cleanup_retention=retention,
+        session_timebox=session_timebox,
+        session_inactivity_timeout=session_inactivity_timeout,
+    )
     store = open_store(config.store.database)
     store.migrate()
     policy = config.sessions.policy()

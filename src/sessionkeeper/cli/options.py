@@ -14,13 +14,13 @@ Database = Annotated[
     str | None,
     typer.Option(
         "--database",
-        help="Store URL [env SESSIONKEEPER_DATABASE] (default sqlite:///./sessionkeeper.db)",
+        help="Store URL (env SESSIONKEEPER_DATABASE) (default sqlite:///./sessionkeeper.db)",
     ),
 ]
 SigningAlg = Annotated[
     str | None,
     typer.Option(
         "--signing-alg",
-        help="ES256 (default), RS256 or HS256 [env SESSIONKEEPER_SIGNING_ALG]; HS256 reads SESSIONKEEPER_JWT_SECRET",
+        help="ES256 (default), RS256 or HS256 (env SESSIONKEEPER_SIGNING_ALG); HS256 reads SESSIONKEEPER_JWT_SECRET",
     ),
 ]

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,31 +38,53 @@ def _path_from_url(url: str) -> str:
     return rest[1:]
 
 
+FileIdentity = tuple[int, int]  # (st_dev, st_ino): which file a connection really has open
+
+
+@dataclass
+class _Pooled:
+    conn: sqlite3.Connection
+    identity: FileIdentity
+
+
 class _ConnectionPool:
     """A bounded set of connections, each checked out for one transaction at a time.
 
     Worker threads come and go (anyio retires idle ones), so connections belong to the pool,
-    not to threads: the number of open files stays bounded however many threads have run.
+    not to threads: the number of open files stays bounded however many threads have run. Each
+    connection remembers the file it opened, so after a restore (a new inode at the same path)
+    no connection to the old file is handed out again.
     """
 
-    def __init__(self, opener: Callable[[], sqlite3.Connection], size: int) -> None:
+    def __init__(self, opener: Callable[[], _Pooled], size: int) -> None:
         self._open_new = opener
         self._size = size
-        self._idle: list[sqlite3.Connection] = []
+        self._idle: list[_Pooled] = []
         self._count = 0
         self._cond = threading.Condition()
 
-    def get(self, timeout: float) -> sqlite3.Connection:
+    def get(self, timeout: float, identity: FileIdentity) -> _Pooled:
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while not self._idle and self._count >= self._size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise StoreUnavailableError(f"all {self._size} store connections are busy")
-                self._cond.wait(remaining)
-            if self._idle:
-                return self._idle.pop()
-            self._count += 1
+        stale: list[_Pooled] = []
+        try:
+            with self._cond:
+                while True:
+                    while self._idle:
+                        pooled = self._idle.pop()
+                        if pooled.identity == identity:
+                            return pooled
+                        stale.append(pooled)
+                        self._count -= 1
+                    if self._count < self._size:
+                        self._count += 1
+                        break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise StoreUnavailableError(f"all {self._size} store connections are busy")
+                    self._cond.wait(remaining)
+        finally:
+            for pooled in stale:
+                _close(pooled.conn)
         try:
             return self._open_new()
         except BaseException:
@@ -70,14 +93,13 @@ class _ConnectionPool:
                 self._cond.notify()
             raise
 
-    def put(self, conn: sqlite3.Connection) -> None:
+    def put(self, pooled: _Pooled) -> None:
         with self._cond:
-            self._idle.append(conn)
+            self._idle.append(pooled)
             self._cond.notify()
 
-    def discard(self, conn: sqlite3.Connection) -> None:
-        with suppress(sqlite3.Error):
-            conn.close()
+    def discard(self, pooled: _Pooled) -> None:
+        _close(pooled.conn)
         with self._cond:
             self._count -= 1
             self._cond.notify()
@@ -88,13 +110,17 @@ class _ConnectionPool:
             idle, self._idle = self._idle, []
             self._count -= len(idle)
             self._cond.notify_all()
-        for conn in idle:
-            with suppress(sqlite3.Error):
-                conn.close()
+        for pooled in idle:
+            _close(pooled.conn)
 
     @property
     def open_connections(self) -> int:
         return self._count
+
+
+def _close(conn: sqlite3.Connection) -> None:
+    with suppress(sqlite3.Error):
+        conn.close()
 
 
 class SQLiteStore:
@@ -107,8 +133,8 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self.url_for_display = f"sqlite:///{self.path}"
         self._write_lock = threading.Lock()
-        self._pool = _ConnectionPool(self._open, pool_size)
-        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we opened
+        self._pool = _ConnectionPool(self._open_pooled, pool_size)
+        self._identity: FileIdentity | None = None  # the file at self.path when last checked
         self._in_tx = threading.local()
 
     @classmethod
@@ -118,6 +144,15 @@ class SQLiteStore:
     @property
     def open_connections(self) -> int:
         return self._pool.open_connections
+
+    def _open_pooled(self) -> _Pooled:
+        conn = self._open()
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            _close(conn)
+            raise StoreUnavailableError(f"database file {self.path} is gone: {exc}") from exc
+        return _Pooled(conn, (st.st_dev, st.st_ino))
 
     def _open(self, *, create: bool = False) -> sqlite3.Connection:
         """A new connection. Only ``migrate`` may create the file: anywhere else a missing file
@@ -151,9 +186,9 @@ class SQLiteStore:
             with suppress(OSError):
                 os.chmod(self.path + suffix, 0o600)
 
-    def _check_file(self) -> None:
-        """A vanished file is an outage; a replaced one (a restore) is reopened, not written
-        through stale connections into the old, unlinked inode."""
+    def _check_file(self) -> FileIdentity:
+        """The identity of the file at our path. A vanished file is an outage; a replaced one
+        (a restore) is reopened, never written through connections to the old, unlinked inode."""
         try:
             st = os.stat(self.path)
         except OSError as exc:
@@ -163,6 +198,7 @@ class SQLiteStore:
         if self._identity is not None and identity != self._identity:
             self._pool.clear()
         self._identity = identity
+        return identity
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[SQLTransaction]:
@@ -174,27 +210,27 @@ class SQLiteStore:
             raise StoreUnavailableError(f"no write slot within {timeout:.0f} s")
         self._in_tx.active = True
         try:
-            self._check_file()
-            conn = self._pool.get(timeout)
-            identity = self._identity
+            pooled = self._pool.get(timeout, self._check_file())
+            conn = pooled.conn
             try:
                 yield from self._run(conn, write)
             except BaseException as exc:
                 # A refusal raised by the caller was rolled back cleanly: keep the connection.
                 # A database error, or a rollback that did not happen, leaves it suspect.
-                if conn.in_transaction or isinstance(exc, StoreUnavailableError | sqlite3.Error):
-                    self._pool.discard(conn)
-                else:
-                    self._pool.put(conn)
+                suspect = isinstance(exc, StoreUnavailableError | sqlite3.Error)
+                self._release(pooled, suspect=suspect or conn.in_transaction)
                 raise
-            if identity != self._identity:
-                self._pool.discard(conn)
-            else:
-                self._pool.put(conn)
+            self._release(pooled, suspect=False)
         finally:
             self._in_tx.active = False
             if write:
                 self._write_lock.release()
+
+    def _release(self, pooled: _Pooled, *, suspect: bool) -> None:
+        if suspect or pooled.identity != self._identity:
+            self._pool.discard(pooled)
+        else:
+            self._pool.put(pooled)
 
     def _run(self, conn: sqlite3.Connection, write: bool) -> Iterator[SQLTransaction]:
         try:
