@@ -119,3 +119,15 @@ def test_concurrent_hits_never_exceed_the_limit(clock: ManualClock) -> None:
         t.join()
     assert len(allowed) == 400
     assert allowed.count(True) == 100
+
+
+def test_refund_gives_back_a_hit_within_the_window() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(2, 60, clock)
+    assert limiter.hit("k").allowed
+    assert limiter.hit("k").allowed
+    assert not limiter.hit("k").allowed
+    limiter.refund("k")
+    assert limiter.hit("k").allowed
+    limiter.refund("never-seen")  # harmless
+    assert limiter.hit("never-seen").allowed

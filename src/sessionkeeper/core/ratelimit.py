@@ -48,17 +48,6 @@ class RateLimiter:
             self._windows[key] = (start, count + 1)
             return Verdict(True)
 
-    def peek(self, key: str) -> Verdict:
-        """Whether ``key`` is over its limit now, without counting a hit."""
-        if self.limit <= 0:
-            return Verdict(True)
-        now = self._clock.now()
-        with self._lock:
-            start, count = self._windows.get(key, (now, 0))
-            if now - start >= self.window or count < self.limit:
-                return Verdict(True)
-            return Verdict(False, retry_after=max(0.0, start + self.window - now))
-
     def refund(self, key: str) -> None:
         """Give back a hit counted by ``hit`` (an attempt that turned out not to count)."""
         with self._lock:
