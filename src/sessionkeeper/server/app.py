@@ -17,10 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from sessionkeeper.clock import Clock, SystemClock
-from sessionkeeper.core.key_encryption import KeyEncryptionError, is_encrypted
 from sessionkeeper.core.passwords import Passwords
 from sessionkeeper.core.ratelimit import RateLimiter
-from sessionkeeper.errors import AuthError, ConfigError, StoreUnavailableError
+from sessionkeeper.errors import AuthError, StoreUnavailableError
 from sessionkeeper.server.access_log import AccessLogMiddleware
 from sessionkeeper.server.endpoints.meta import get_health, get_jwks, get_settings
 from sessionkeeper.server.endpoints.signup import post_signup
@@ -33,7 +32,7 @@ from sessionkeeper.server.password_slots import PasswordSlots
 from sessionkeeper.server.state import ServerState
 from sessionkeeper.service.cleanup import cleanup
 from sessionkeeper.service.context import AuthContext
-from sessionkeeper.service.keyring import KeyRing, NoSigningKeyError
+from sessionkeeper.service.keyring import KeyRing
 from sessionkeeper.settings import Config
 from sessionkeeper.store import Store
 
@@ -136,23 +135,7 @@ def build_context(
         clock=clock,
         cipher=config.tokens.key_cipher(),
     )
-    try:
-        keyring.ensure_active()
-        keyring.current()  # fail at start-up, not on the first request, if keys cannot load
-    except (NoSigningKeyError, KeyEncryptionError) as exc:
-        raise ConfigError(f"{exc} (is SESSIONKEEPER_KEY_ENCRYPTION_KEY right?)") from None
-    if keyring.skipped:
-        raise ConfigError(
-            f"signing keys {', '.join(keyring.skipped)} cannot be loaded (wrong or missing "
-            "SESSIONKEEPER_KEY_ENCRYPTION_KEY, or a damaged row); fix it or retire them"
-        )
-    active = [k for k in keyring.stored() if k.status == "active"]
-    if config.tokens.key_encryption_key and active and not is_encrypted(active[-1].material):
-        log.warning(
-            "the active signing key is stored in plain text; run `sessionkeeper keys rotate` "
-            "to get an encrypted one",
-            extra={"event": "plaintext_signing_key", "kid": active[-1].kid},
-        )
+    keyring.prepare()
     return AuthContext(
         store=store,
         keyring=keyring,

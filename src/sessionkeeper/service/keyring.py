@@ -26,7 +26,7 @@ from sessionkeeper.core.key_encryption import (
     open_stored,
 )
 from sessionkeeper.core.keys import Algorithm, KeyMaterialError, KeySet, SigningKey
-from sessionkeeper.errors import StoreUnavailableError
+from sessionkeeper.errors import ConfigError, StoreUnavailableError
 from sessionkeeper.store.base import Store, Transaction
 from sessionkeeper.store.records import StoredKey
 
@@ -62,6 +62,27 @@ class KeyRing:
         self._last_attempt = float("-inf")
         self._last_outage: StoreUnavailableError | None = None
         self.skipped: list[str] = []  # kids of active/published keys that did not load
+
+    def prepare(self) -> None:
+        """At server start: make sure there is a key to sign with and that every active or
+        published key loads; otherwise stop with a ``ConfigError`` naming what to fix."""
+        try:
+            self.ensure_active()
+            self.current()
+        except (NoSigningKeyError, KeyEncryptionError) as exc:
+            raise ConfigError(f"{exc} (is SESSIONKEEPER_KEY_ENCRYPTION_KEY right?)") from None
+        if self.skipped:
+            raise ConfigError(
+                f"signing keys {', '.join(self.skipped)} cannot be loaded (wrong or missing "
+                "SESSIONKEEPER_KEY_ENCRYPTION_KEY, or a damaged row); fix it or retire them"
+            )
+        active = [k for k in self.stored() if k.status == "active"]
+        if self._cipher is not None and active and not is_encrypted(active[-1].material):
+            log.warning(
+                "the active signing key is stored in plain text; run `sessionkeeper keys "
+                "rotate` to get an encrypted one",
+                extra={"event": "plaintext_signing_key", "kid": active[-1].kid},
+            )
 
     def ensure_active(self) -> None:
         """At server start: make an active key of the configured algorithm unless one exists."""
