@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
-from sessionkeeper.errors import ConfigError
 from sessionkeeper.store.base import DuplicateError, Store, Transaction
 
 
 def open_store(url: str) -> Store:
     """Open (not migrate) the store named by ``url``."""
+    from sessionkeeper.errors import ConfigError
+
     if url.startswith("sqlite://"):
         from sessionkeeper.store.sqlite import SQLiteStore
 
