@@ -169,6 +169,17 @@ class RateLimitSettings(_Base):
     rate_limit_signup_per_ip: int = Field(30, ge=0)
 
 
+MODELS: tuple[type[BaseSettings], ...] = (
+    ServerSettings,
+    StoreSettings,
+    TokenSettings,
+    SessionSettings,
+    SignupSettings,
+    RateLimitSettings,
+)
+"""Every concern's model: what the docs and ``--help`` must cover."""
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerSettings

@@ -241,14 +241,7 @@ def test_serve_help_names_each_flags_environment_variable() -> None:
     from sessionkeeper import settings
 
     text = run("serve", "--help", env={"COLUMNS": "250"}).stdout
-    for model in (
-        settings.ServerSettings,
-        settings.StoreSettings,
-        settings.TokenSettings,
-        settings.SessionSettings,
-        settings.SignupSettings,
-        settings.RateLimitSettings,
-    ):
+    for model in settings.MODELS:
         for name in model.model_fields:
             if name not in settings.ENV_ONLY:
                 assert f"SESSIONKEEPER_{name.upper()}" in text, name
