@@ -50,10 +50,12 @@ class IssuedSession:
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller of ``/user`` or ``/logout``: verified claims, their user and live session."""
+    """The caller of ``/user`` or ``/logout``: verified claims, their user (with identities,
+    read in the same transaction) and live session."""
 
     claims: dict[str, Any]
     user: UserRecord
+    identities: list[IdentityRecord]
     session: SessionRecord
 
 

@@ -36,6 +36,7 @@ def authenticate(
     with ctx.store.transaction(write=False) as tx:
         session = tx.session_by_id(session_id) if isinstance(session_id, str) else None
         user = tx.user_by_id(claims["sub"])
+        identities = tx.identities_of(user.id) if user is not None else []
     if (
         session is None
         or session.family_revoked_at is not None
@@ -48,12 +49,7 @@ def authenticate(
         if not require_session:
             return None
         raise AuthError("user_not_found")
-    return Principal(claims=claims, user=user, session=session)
-
-
-def get_user(ctx: AuthContext, principal: Principal) -> tuple[UserRecord, list[IdentityRecord]]:
-    with ctx.store.transaction(write=False) as tx:
-        return principal.user, tx.identities_of(principal.user.id)
+    return Principal(claims=claims, user=user, identities=identities, session=session)
 
 
 def update_user(

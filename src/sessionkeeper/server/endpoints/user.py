@@ -13,7 +13,7 @@ from sessionkeeper.server.http import bearer_token, json_response, read_json
 from sessionkeeper.server.serialize import user_json
 from sessionkeeper.server.state import server_state
 from sessionkeeper.service.logout import Scope, logout
-from sessionkeeper.service.users import authenticate, get_user, update_user
+from sessionkeeper.service.users import authenticate, update_user
 
 SCOPES = ("global", "local", "others")
 
@@ -22,8 +22,7 @@ async def get_user_endpoint(request: Request) -> Response:
     ctx = server_state(request).ctx
     principal = await run_in_threadpool(authenticate, ctx, bearer_token(request))
     assert principal is not None
-    user, identities = await run_in_threadpool(get_user, ctx, principal)
-    return json_response(request, user_json(user, identities))
+    return json_response(request, user_json(principal.user, principal.identities))
 
 
 async def put_user_endpoint(request: Request) -> Response:
