@@ -7,7 +7,12 @@ import inspect
 
 import pytest
 
-PACKAGES = ["sessionkeeper.store", "sessionkeeper.server", "sessionkeeper.service"]
+PACKAGES = [
+    "sessionkeeper.store",
+    "sessionkeeper.server",
+    "sessionkeeper.service",
+    "sessionkeeper.guard",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
