@@ -4,6 +4,9 @@
   with a :class:`ManualClock`, for rules that depend on time (no sleeping).
 - ``server`` / ``start_server``: a real ``sessionkeeper serve`` process on an ephemeral loopback
   port, for the official clients and for concurrency.
+- ``backend`` names the store the app runs on: ``sqlite`` unless a test module parametrizes it
+  (``tests/contract`` runs every test on ``sqlite``, ``postgres`` and ``postgres+redis``);
+  ``make_store`` opens an empty store of that kind on the real servers (see ``tests/backends``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from sessionkeeper.clock import ManualClock
 from sessionkeeper.core.passwords import Passwords
 from sessionkeeper.server.app import build_context, create_app
 from sessionkeeper.service.context import AuthContext
+from sessionkeeper.store import Store
 from sessionkeeper.store.sqlite import SQLiteStore
+from tests import backends
 
 API_VERSION = {"X-Supabase-Api-Version": "2024-01-01"}
 PASSWORD = "correct horse battery"
@@ -63,7 +68,7 @@ class AppHarness:
     client: httpx.AsyncClient
     clock: ManualClock
     ctx: AuthContext
-    store: SQLiteStore
+    store: Store
     counter: list[int] = field(default_factory=lambda: [0])
 
     async def signup(self, email: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
@@ -83,17 +88,75 @@ class AppHarness:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Callable[..., AppHarness]]:
-    stores: list[SQLiteStore] = []
+def backend() -> str:
+    return "sqlite"
 
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One migrated PostgreSQL database for the run; ``make_store`` empties it per test."""
+    from sessionkeeper.store.postgres import PostgresStore
+
+    with backends.temp_database() as url:
+        store = PostgresStore(url)
+        store.migrate()
+        store.close()
+        yield url
+
+
+@pytest.fixture
+def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> Iterator[Callable[..., Store]]:
+    """Open an empty, migrated store of kind ``backend``; closed (and emptied) after the test."""
+    opened: list[Store] = []
+    prefixes: list[str] = []
+
+    def factory(config: settings.Config | None = None) -> Store:
+        config = config or settings.load()
+        store: Store
+        if backend == "sqlite":
+            store = SQLiteStore(tmp_path / f"app{len(opened)}.db")
+        else:
+            from sessionkeeper.store.postgres import PostgresStore
+
+            url = request.getfixturevalue("pg_database")
+            backends.truncate(url)
+            store = PostgresStore(url, lock_timeout=config.store.store_lock_timeout)
+            if backend == "postgres+redis":
+                from sessionkeeper.store.redis_sessions import RedisSessions
+                from sessionkeeper.store.split import SplitStore
+
+                backends.require_redis()
+                prefixes.append(backends.new_redis_prefix())
+                sessions = RedisSessions(
+                    backends.REDIS_URL,
+                    policy=config.sessions.policy(),
+                    retention=config.sessions.cleanup_retention,
+                    prefix=prefixes[-1],
+                    lock_timeout=config.store.store_lock_timeout,
+                )
+                store = SplitStore(store, sessions)
+        store.migrate()
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()
+    for prefix in prefixes:
+        backends.drop_redis_prefix(prefix)
+
+
+@pytest.fixture
+def make_app(make_store: Callable[..., Store]) -> Callable[..., AppHarness]:
     def factory(**overrides: Any) -> AppHarness:
         overrides.setdefault("issuer", "http://auth.test/auth/v1")
         overrides.setdefault("rate_limit_password_per_ip", 0)
         overrides.setdefault("rate_limit_password_per_email", 0)
         overrides.setdefault("rate_limit_signup_per_ip", 0)
         config = settings.load(**overrides)
-        store = SQLiteStore(tmp_path / f"app{len(stores)}.db")
-        stores.append(store)
+        store = make_store(config)
         clock = ManualClock()
         ctx = build_context(config, store, clock=clock, passwords=fast_passwords())
         app = create_app(config, ctx)
@@ -103,9 +166,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., AppHarness]]:
         )
         return AppHarness(client=client, clock=clock, ctx=ctx, store=store)
 
-    yield factory
-    for store in stores:
-        store.close()
+    return factory
 
 
 @pytest.fixture

@@ -87,5 +87,13 @@ class StoreUnavailableError(Exception):
     """
 
 
+class StoreConflictError(Exception):
+    """A session's lock was held by another request for longer than the store waits.
+
+    Answered as 409 ``conflict`` (GoTrue's answer to the same race): the client retries; nothing
+    was changed.
+    """
+
+
 class ConfigError(Exception):
     """An invalid setting. The message names the setting (flag and environment variable)."""

@@ -81,6 +81,28 @@ class ServerSettings(_Base):
 
 class StoreSettings(_Base):
     database: str = "sqlite:///./sessionkeeper.db"
+    session_store: str | None = None
+    session_store_prefix: str = Field("sk:", min_length=1, max_length=64)
+    store_lock_timeout: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError(
+                "expected sqlite:///path/to/file.db or postgresql://user@host:5432/dbname"
+            )
+        return value
+
+    @field_validator("session_store")
+    @classmethod
+    def _session_store(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected redis://host:6379/0 (or rediss://, unix://)")
+        return value
 
 
 class TokenSettings(_Base):
@@ -211,7 +233,14 @@ FLAG_NAMES = {
 
 # Settings read from the environment only: the secrets (which must not appear in a process
 # listing) and a few rarely changed knobs.
-ENV_ONLY = {"jwt_secret", "key_encryption_key", "key_reload_interval", "password_min_length"}
+ENV_ONLY = {
+    "jwt_secret",
+    "key_encryption_key",
+    "key_reload_interval",
+    "password_min_length",
+    "session_store_prefix",
+    "store_lock_timeout",
+}
 
 
 def describe(field: str) -> str:

@@ -54,6 +54,12 @@ def serve(
         typer.Option(help="Port (env SESSIONKEEPER_PORT) (default 9999; 0 picks a free one)"),
     ] = None,
     database: Database = None,
+    session_store: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep sessions and refresh-token families in Redis, e.g. redis://127.0.0.1:6379/0 (env SESSIONKEEPER_SESSION_STORE) (default: in --database)"
+        ),
+    ] = None,
     issuer: Annotated[
         str | None,
         typer.Option(
@@ -165,6 +171,7 @@ def serve(
         host=host,
         port=port,
         database=database,
+        session_store=session_store,
         issuer=issuer,
         jwt_exp=jwt_exp,
         reuse_interval=reuse_interval,

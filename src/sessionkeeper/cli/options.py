@@ -14,7 +14,7 @@ Database = Annotated[
     str | None,
     typer.Option(
         "--database",
-        help="Store URL (env SESSIONKEEPER_DATABASE) (default sqlite:///./sessionkeeper.db)",
+        help="Store URL: sqlite:///file.db or postgresql://user@host/db (env SESSIONKEEPER_DATABASE) (default sqlite:///./sessionkeeper.db)",
     ),
 ]
 SigningAlg = Annotated[

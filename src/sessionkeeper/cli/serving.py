@@ -10,7 +10,7 @@ import uvicorn
 
 from sessionkeeper import logs, settings
 from sessionkeeper.server.app import build_context, create_app
-from sessionkeeper.store import open_store
+from sessionkeeper.store import open_configured_store
 
 log = logging.getLogger("sessionkeeper.server")
 
@@ -43,7 +43,7 @@ def run(**flags: Any) -> None:
             "SESSIONKEEPER_ISSUER to the public URL, the same on every instance",
             extra={"event": "issuer_defaulted", "issuer": config.issuer()},
         )
-    store = open_store(config.store.database)
+    store = open_configured_store(config)
     ctx = build_context(config, store)
     app = create_app(config, ctx)
     log.info(

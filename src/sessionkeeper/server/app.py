@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.core.passwords import Passwords
 from sessionkeeper.core.ratelimit import RateLimiter
-from sessionkeeper.errors import AuthError, StoreUnavailableError
+from sessionkeeper.errors import AuthError, StoreConflictError, StoreUnavailableError
 from sessionkeeper.server.access_log import AccessLogMiddleware
 from sessionkeeper.server.endpoints.meta import get_health, get_jwks, get_settings
 from sessionkeeper.server.endpoints.signup import post_signup
@@ -59,6 +59,14 @@ async def _store_down(request: Request, exc: Exception) -> Response:
         extra={"event": "store_unavailable", "path": request.url.path, "error": str(exc)[:300]},
     )
     return error_response(request, AuthError("service_unavailable", headers={"Retry-After": "1"}))
+
+
+async def _store_conflict(request: Request, exc: Exception) -> Response:
+    log.info(
+        "session busy",
+        extra={"event": "store_conflict", "path": request.url.path, "error": str(exc)[:300]},
+    )
+    return error_response(request, AuthError("conflict", headers={"Retry-After": "1"}))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -106,6 +114,7 @@ def create_auth_app(
         exception_handlers={
             AuthError: _auth_error,
             StoreUnavailableError: _store_down,
+            StoreConflictError: _store_conflict,
             HTTPException: _http_error,
         },
     )

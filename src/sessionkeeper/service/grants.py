@@ -133,10 +133,15 @@ def refresh_grant(ctx: AuthContext, *, refresh_token: object) -> IssuedSession:
         raise AuthError("validation_failed", "refresh_token is malformed")
     fp = fingerprint(refresh_token)
 
+    token_hash = refresh_tokens.hash_token(refresh_token)
     with ctx.store.transaction() as tx:
+        token = tx.refresh_token_by_hash(token_hash)
+        session = tx.lock_session(token.session_id) if token else None
+        if session is not None:
+            # Read again under the family's lock: a concurrent refresh may have rotated this
+            # token while we waited (on stores where the first read was not already locked).
+            token = tx.refresh_token_by_hash(token_hash)
         now = ctx.clock.now()
-        token = tx.refresh_token_by_hash(refresh_tokens.hash_token(refresh_token))
-        session = tx.session_by_id(token.session_id) if token else None
         child = tx.live_child_of(token.id) if token and token.revoked_at is not None else None
         decision = decide_refresh(token, session, child, now=now, policy=ctx.policy)
         extra = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from sessionkeeper.store.records import (
     IdentityRecord,
@@ -18,6 +19,15 @@ from sessionkeeper.store.records import (
     StoredKey,
     UserRecord,
 )
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs, ``/health`` and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class DuplicateError(Exception):
@@ -36,6 +46,11 @@ class Transaction(Protocol):
     # Sessions
     def insert_session(self, session: SessionRecord) -> None: ...
     def session_by_id(self, session_id: str) -> SessionRecord | None: ...
+    def lock_session(self, session_id: str) -> SessionRecord | None:
+        """``session_by_id`` that also serialises this family's writers until the transaction
+        ends; raises ``StoreConflictError`` when the lock is not granted in bounded time."""
+        ...
+
     def update_session(self, session: SessionRecord) -> None: ...
     def delete_sessions(
         self, user_id: str, *, only: str | None = None, keep: str | None = None

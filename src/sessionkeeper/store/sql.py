@@ -68,9 +68,12 @@ def from_row(cls: type[R], row: Mapping[str, Any] | None) -> R | None:
 class SQLTransaction:
     """The store protocol's queries inside one open transaction."""
 
-    def __init__(self, conn: Executor, *, placeholder: str = "?") -> None:
+    def __init__(self, conn: Executor, *, placeholder: str = "?", row_lock: str = "") -> None:
         self._conn = conn
         self._placeholder = placeholder
+        # " FOR UPDATE" in write transactions where the engine has row locks: rows read to be
+        # rewritten (a user, a session) stay locked until commit, so no update is lost.
+        self._row_lock = row_lock
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         if self._placeholder != "?":
@@ -99,10 +102,12 @@ class SQLTransaction:
         self._insert("identities", identity)
 
     def user_by_id(self, user_id: str) -> UserRecord | None:
-        return self._one(UserRecord, "SELECT * FROM users WHERE id = ?", (user_id,))
+        sql = f"SELECT * FROM users WHERE id = ?{self._row_lock}"  # noqa: S608 - fixed clause
+        return self._one(UserRecord, sql, (user_id,))
 
     def user_by_email(self, email: str) -> UserRecord | None:
-        return self._one(UserRecord, "SELECT * FROM users WHERE email = ?", (email,))
+        sql = f"SELECT * FROM users WHERE email = ?{self._row_lock}"  # noqa: S608 - fixed clause
+        return self._one(UserRecord, sql, (email,))
 
     def update_user(self, user: UserRecord) -> None:
         row = to_row(user)
@@ -137,6 +142,16 @@ class SQLTransaction:
 
     def session_by_id(self, session_id: str) -> SessionRecord | None:
         return self._one(SessionRecord, "SELECT * FROM sessions WHERE id = ?", (session_id,))
+
+    def lock_session(self, session_id: str) -> SessionRecord | None:
+        """Read a session and hold its row lock until the transaction ends, so refreshes of one
+        family run one after the other (SQLite's ``BEGIN IMMEDIATE`` already serialises all
+        writers; PostgreSQL takes the row lock, waiting at most its ``lock_timeout``)."""
+        return self._one(
+            SessionRecord,
+            f"SELECT * FROM sessions WHERE id = ?{self._row_lock}",  # noqa: S608 - a fixed clause
+            (session_id,),
+        )
 
     def update_session(self, s: SessionRecord) -> None:
         self._run(
@@ -175,10 +190,10 @@ class SQLTransaction:
 
     def next_token_seq(self, session_id: str) -> int:
         row = self._run(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM refresh_tokens WHERE session_id = ?",
+            "SELECT COALESCE(MAX(seq), 0) + 1 AS next_seq FROM refresh_tokens WHERE session_id = ?",
             (session_id,),
         ).fetchone()
-        return int(row[0])
+        return int(row["next_seq"])
 
     def revoke_token(self, token_id: str, at: float) -> None:
         self._run(

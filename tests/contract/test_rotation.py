@@ -1,4 +1,4 @@
-"""Rotation rules 1-5 and session validity over HTTP, on the real app and a real SQLite file.
+"""Rotation rules 1-5 and session validity over HTTP, on the real app and each store backend.
 
 Time is a ManualClock, so "outside the reuse interval" and "past the timebox" are reached by
 moving the clock, never by sleeping. The same rules run against a real server process in

@@ -1,0 +1,145 @@
+"""The production store: PostgreSQL, shared by any number of server processes.
+
+The queries are the portable ones of ``store.sql``; this module adds connections (a bounded
+``psycopg_pool`` pool, each connection checked before use so a restarted database is noticed
+instead of failing one request per stale connection), transactions, and the family lock: a
+rotation takes ``SELECT ... FOR UPDATE`` on its session row and waits at most ``lock_timeout``
+for it, after which the request is answered 409 ``conflict`` (as GoTrue does) rather than
+queueing without bound. Every failure to reach or use the database is a
+``StoreUnavailableError`` (a 503), never an answer that would log a user out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from sessionkeeper.errors import StoreConflictError, StoreUnavailableError
+from sessionkeeper.store.base import DuplicateError, redact_url
+from sessionkeeper.store.migrate import CREATE_LEDGER, iter_statements, load_migrations
+from sessionkeeper.store.sql import SQLTransaction
+
+POOL_SIZE = 10  # per process; PostgreSQL's default max_connections is 100
+POOL_TIMEOUT = 5.0  # seconds a request waits for a connection before a 503
+CONNECT_TIMEOUT = 3  # seconds to open one connection (libpq's connect_timeout)
+LOCK_TIMEOUT = 5.0  # seconds a refresh waits for its family's row lock before a 409
+STATEMENT_TIMEOUT = 15.0  # seconds any statement may run: a stuck query must not pin a worker
+MIGRATION_LOCK = 0x5E55_10_4B  # pg_advisory_xact_lock key: one instance migrates at a time
+
+
+class PostgresStore:
+    """A PostgreSQL database (``postgresql://user:pass@host:port/dbname``) behind a pool."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = POOL_SIZE,
+        pool_timeout: float = POOL_TIMEOUT,
+        lock_timeout: float = LOCK_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
+    ) -> None:
+        self.url_for_display = redact_url(url)
+        self.pool_timeout = pool_timeout
+        options = (
+            f"-c lock_timeout={int(lock_timeout * 1000)}"
+            f" -c statement_timeout={int(statement_timeout * 1000)}"
+        )
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            timeout=pool_timeout,
+            open=False,
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=0,  # keep trying for ever: an outage must end by itself
+            kwargs={
+                "autocommit": True,  # transactions are explicit blocks
+                "row_factory": dict_row,
+                "connect_timeout": CONNECT_TIMEOUT,
+                "options": options,
+                "application_name": "sessionkeeper",
+            },
+        )
+        self._opened = False
+
+    def _open_pool(self) -> None:
+        if not self._opened:
+            self._pool.open(wait=False)
+            self._opened = True
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        self._open_pool()
+        try:
+            with self._pool.connection(timeout=self.pool_timeout) as conn:
+                yield conn
+        except PoolTimeout as exc:
+            wait = f"{self.pool_timeout:.0f} s"
+            raise StoreUnavailableError(f"no database connection within {wait}") from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailableError(f"database unreachable: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[SQLTransaction]:
+        with self._connection() as conn:
+            try:
+                with conn.transaction():
+                    lock = " FOR UPDATE" if write else ""
+                    yield SQLTransaction(conn, placeholder="%s", row_lock=lock)
+            except pg_errors.UniqueViolation as exc:
+                raise DuplicateError(_first_line(exc)) from exc
+            except pg_errors.LockNotAvailable as exc:
+                raise StoreConflictError("the session is locked by another request") from exc
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise StoreUnavailableError(f"database failed: {_first_line(exc)}") from exc
+            except psycopg.Error as exc:
+                raise StoreUnavailableError(f"database error: {_first_line(exc)}") from exc
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations in one transaction under an advisory lock, so instances
+        starting together neither race nor apply a migration twice."""
+        applied: list[str] = []
+        with self._connection() as conn:
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                    conn.execute(CREATE_LEDGER)
+                    done = {
+                        row["version"]
+                        for row in conn.execute("SELECT version FROM schema_migrations")
+                    }
+                    for migration in load_migrations():
+                        if migration.version in done:
+                            continue
+                        for statement in iter_statements(migration.sql):
+                            conn.execute(statement.encode())  # DDL: no parameters
+                        conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at)"
+                            " VALUES (%s, %s, %s)",
+                            (migration.version, migration.name, time.time()),
+                        )
+                        applied.append(migration.name)
+            except psycopg.Error as exc:
+                raise StoreUnavailableError(f"migration failed: {_first_line(exc)}") from exc
+        return applied
+
+    def ping(self) -> None:
+        with self.transaction(write=False) as tx:
+            tx.ping()
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close()
+            self._opened = False
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
