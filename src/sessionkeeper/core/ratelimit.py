@@ -1,13 +1,15 @@
 """A fixed-window rate limiter with bounded memory, driven by an injected clock.
 
 Used for password grants per email and per client IP. In-process state: each server instance
-counts on its own (a shared counter store arrives with the Redis backend).
+counts on its own; with ``--session-store`` the counters live in Redis instead
+(``store.redis_limits``), shared by every instance. Both satisfy :class:`Limiter`.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 from sessionkeeper.clock import Clock
 
@@ -18,12 +20,23 @@ class Verdict:
     retry_after: float = 0.0
 
 
+class Limiter(Protocol):
+    limit: int
+    #: ``True`` when ``hit``/``refund`` do network I/O (the server runs them in a thread).
+    blocking: bool
+
+    def hit(self, key: str) -> Verdict: ...
+    def refund(self, key: str) -> None: ...
+
+
 class RateLimiter:
     """At most ``limit`` hits per key per ``window`` seconds; ``limit=0`` turns it off.
 
     Memory is bounded by ``max_keys``: when full, windows that have ended are dropped first, then
     the oldest windows (which errs towards allowing, never towards locking a user out forever).
     """
+
+    blocking = False
 
     def __init__(self, limit: int, window: float, clock: Clock, max_keys: int = 100_000) -> None:
         self.limit = limit

@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 
 from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.core.passwords import Passwords
-from sessionkeeper.core.ratelimit import RateLimiter
+from sessionkeeper.core.ratelimit import Limiter, RateLimiter
 from sessionkeeper.errors import AuthError, StoreConflictError, StoreUnavailableError
 from sessionkeeper.server.access_log import AccessLogMiddleware
 from sessionkeeper.server.endpoints.meta import get_health, get_jwks, get_settings
@@ -75,6 +75,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, AuthError(code, headers=dict(exc.headers or {})))
 
 
+def _limiter(ctx: AuthContext, name: str, limit: int, window: float) -> Limiter:
+    """Counters shared through the session store when it offers them (Redis), else local."""
+    shared = getattr(ctx.store, "rate_limiter", None)
+    if shared is not None:
+        limiter: Limiter = shared(name=name, limit=limit, window=window, clock=ctx.clock)
+        return limiter
+    return RateLimiter(limit, window, ctx.clock)
+
+
 def create_auth_app(
     ctx: AuthContext,
     *,
@@ -120,9 +129,9 @@ def create_auth_app(
     )
     app.state.sessionkeeper = ServerState(
         ctx=ctx,
-        password_limit_ip=RateLimiter(password_per_ip, rate_window, ctx.clock),
-        password_limit_email=RateLimiter(password_per_email, rate_window, ctx.clock),
-        signup_limit_ip=RateLimiter(signup_per_ip, rate_window, ctx.clock),
+        password_limit_ip=_limiter(ctx, "password_ip", password_per_ip, rate_window),
+        password_limit_email=_limiter(ctx, "password_email", password_per_email, rate_window),
+        signup_limit_ip=_limiter(ctx, "signup_ip", signup_per_ip, rate_window),
         password_slots=PasswordSlots(),
         log=log,
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from sessionkeeper.core.ratelimit import Verdict
+from sessionkeeper.core.ratelimit import Limiter, Verdict
 from sessionkeeper.errors import AuthError
 from sessionkeeper.logs import fingerprint
 from sessionkeeper.server.http import client_ip
@@ -36,3 +37,18 @@ def refuse_if_limited(
         },
     )
     raise AuthError("over_request_rate_limit", headers={"Retry-After": str(int(wait) + 1)})
+
+
+async def hit(limiter: Limiter, key: str) -> Verdict:
+    """Count one attempt; counters kept in Redis are reached from a worker thread, so an
+    unreachable Redis never stalls the event loop."""
+    if limiter.blocking:
+        return await run_in_threadpool(limiter.hit, key)
+    return limiter.hit(key)
+
+
+async def refund(limiter: Limiter, key: str) -> None:
+    if limiter.blocking:
+        await run_in_threadpool(limiter.refund, key)
+    else:
+        limiter.refund(key)

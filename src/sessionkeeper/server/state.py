@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from sessionkeeper.core.ratelimit import RateLimiter
+from sessionkeeper.core.ratelimit import Limiter
 from sessionkeeper.server.password_slots import PasswordSlots
 from sessionkeeper.service.context import AuthContext
 
@@ -15,9 +15,9 @@ from sessionkeeper.service.context import AuthContext
 @dataclass
 class ServerState:
     ctx: AuthContext
-    password_limit_ip: RateLimiter
-    password_limit_email: RateLimiter
-    signup_limit_ip: RateLimiter
+    password_limit_ip: Limiter
+    password_limit_email: Limiter
+    signup_limit_ip: Limiter
     password_slots: PasswordSlots
     log: logging.Logger
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from sessionkeeper.clock import Clock
+from sessionkeeper.core.ratelimit import Limiter
 from sessionkeeper.store.base import Store, Transaction
 from sessionkeeper.store.redis_sessions import RedisSessions, RedisTransaction
 
@@ -66,6 +68,19 @@ class SplitStore:
     def ping(self) -> None:
         self.sql.ping()
         self.sessions.ping()
+
+    def rate_limiter(self, *, name: str, limit: int, window: float, clock: Clock) -> Limiter:
+        """Rate-limit counters in Redis, shared by every instance."""
+        from sessionkeeper.store.redis_limits import RedisRateLimiter
+
+        return RedisRateLimiter(
+            self.sessions.client,
+            name=name,
+            limit=limit,
+            window=window,
+            clock=clock,
+            prefix=self.sessions.prefix,
+        )
 
     def dependencies(self) -> dict[str, Any]:
         """Each part, for ``/health`` to say which one is down."""

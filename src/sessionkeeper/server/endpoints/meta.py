@@ -28,22 +28,32 @@ async def get_settings(request: Request) -> Response:
 
 
 async def get_health(request: Request) -> Response:
-    """200 when the store answers; 503 naming the dependency otherwise (never a 4xx)."""
-    ctx = server_state(request).ctx
+    """200 when every dependency answers; 503 naming the ones that do not (never a 4xx).
+
+    The dependencies are ``database`` and, with ``--session-store``, ``session_store``; each is
+    pinged on its own so an operator sees which one is down.
+    """
+    store = server_state(request).ctx.store
+    parts = store.dependencies() if hasattr(store, "dependencies") else {"database": store}
     body = {
         "version": __version__,
         "name": "sessionkeeper",
         "description": "sessionkeeper is a Supabase Auth compatible session server",
     }
-    try:
-        await run_in_threadpool(ctx.store.ping)
-    except StoreUnavailableError:
+    status = {}
+    for name, part in parts.items():
+        try:
+            await run_in_threadpool(part.ping)
+            status[name] = "ok"
+        except StoreUnavailableError:
+            status[name] = "down"
+    if "down" in status.values():
         return JSONResponse(
-            {**body, "status": "unavailable", "dependencies": {"store": "down"}},
+            {**body, "status": "unavailable", "dependencies": status},
             status_code=503,
             headers={"Retry-After": "1", "x-sb-error-code": "service_unavailable"},
         )
-    return JSONResponse({**body, "status": "ok", "dependencies": {"store": "ok"}})
+    return JSONResponse({**body, "status": "ok", "dependencies": status})
 
 
 async def get_jwks(request: Request) -> Response:

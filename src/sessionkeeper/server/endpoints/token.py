@@ -11,7 +11,7 @@ from starlette.responses import Response
 from sessionkeeper.core import validation
 from sessionkeeper.errors import AuthError
 from sessionkeeper.server.http import client_ip, json_response, read_json
-from sessionkeeper.server.limiting import refuse_if_limited
+from sessionkeeper.server.limiting import hit, refund, refuse_if_limited
 from sessionkeeper.server.serialize import session_json
 from sessionkeeper.server.state import ServerState, server_state
 from sessionkeeper.service.context import IssuedSession
@@ -36,10 +36,11 @@ async def _password_grant(
     password slot. The per-email hit is taken *before* hashing, so concurrent guesses cannot all
     slip past the limit, and given back when the attempt was not a failed password check."""
     ip = client_ip(request)
-    refuse_if_limited(state, request, [state.password_limit_ip.hit(ip)], what="password grant")
+    by_ip = await hit(state.password_limit_ip, ip)
+    refuse_if_limited(state, request, [by_ip], what="password grant")
     email = _email_key(body.get("email"))
     if email:
-        by_email = state.password_limit_email.hit(email)
+        by_email = await hit(state.password_limit_email, email)
         refuse_if_limited(state, request, [by_email], what="password grant", email=email)
     counted = False
     try:
@@ -56,7 +57,7 @@ async def _password_grant(
         raise
     finally:
         if email and not counted:
-            state.password_limit_email.refund(email)
+            await refund(state.password_limit_email, email)
     return issued
 
 
