@@ -12,6 +12,7 @@ PACKAGES = [
     "sessionkeeper.server",
     "sessionkeeper.service",
     "sessionkeeper.guard",
+    "sessionkeeper.client",
 ]
 
 
