@@ -44,9 +44,13 @@ EC_ALGS: dict[str, tuple[type[ec.EllipticCurve], type[hashes.HashAlgorithm], int
     "ES512": (ec.SECP521R1, hashes.SHA512, 66),
 }
 EDDSA_ALGS = frozenset({"EdDSA", "Ed25519"})  # "Ed25519" is the fully specified name (RFC 9864)
-ALL_ALGORITHMS = frozenset(HMAC_ALGS) | frozenset(RSA_ALGS) | frozenset(PSS_ALGS) | frozenset(
-    EC_ALGS
-) | EDDSA_ALGS
+ALL_ALGORITHMS = (
+    frozenset(HMAC_ALGS)
+    | frozenset(RSA_ALGS)
+    | frozenset(PSS_ALGS)
+    | frozenset(EC_ALGS)
+    | EDDSA_ALGS
+)
 #: What Supabase Auth (and our own server) sign with; the guard's default allow-list.
 DEFAULT_ALGORITHMS = frozenset({"ES256", "RS256", "HS256"})
 

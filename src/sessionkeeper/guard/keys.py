@@ -226,4 +226,3 @@ def key_from_secret(secret: str | bytes, alg: str = "HS256", kid: str | None = N
 
 def by_kid(keys: Iterable[VerifyKey]) -> dict[str | None, VerifyKey]:
     return {k.kid: k for k in keys}
-

@@ -28,7 +28,13 @@ from typing import Any
 from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.guard.algorithms import ALL_ALGORITHMS, DEFAULT_ALGORITHMS
 from sessionkeeper.guard.cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_TOKEN_BYTES, TokenCache
-from sessionkeeper.guard.jws import DecodeError, check_header, json_object, parse_compact
+from sessionkeeper.guard.jws import (
+    CompactJWS,
+    DecodeError,
+    check_header,
+    json_object,
+    parse_compact,
+)
 from sessionkeeper.guard.keys import VerifyKey
 from sessionkeeper.guard.principal import Principal
 from sessionkeeper.guard.reasons import Reason, Rejection
@@ -121,9 +127,12 @@ class Verifier:
                 raise
         return self.verify(token)
 
-    def _verify(self, token: str) -> Principal:
-        if not token:
-            raise Rejection(Reason.MISSING_TOKEN, "empty token")
+    def verify_signature(self, token: str) -> CompactJWS:
+        """Steps 1-4 only: a JWS whose signature checks out with one of our keys. Claims are not
+        looked at (JWS test vectors sign payloads that are not JWT claims)."""
+        return self._signed(token)[0]
+
+    def _signed(self, token: str) -> tuple[CompactJWS, VerifyKey]:
         jws = parse_compact(token, self.max_token_length)
         alg, kid = check_header(jws.header)
         if alg not in self.algorithms:
@@ -140,6 +149,12 @@ class Verifier:
                 alg=alg,
                 token_issuer=_unverified_issuer(jws.payload),
             )
+        return jws, key
+
+    def _verify(self, token: str) -> Principal:
+        if not token:
+            raise Rejection(Reason.MISSING_TOKEN, "empty token")
+        jws, key = self._signed(token)
         try:
             claims = json_object(jws.payload)
         except DecodeError as exc:
