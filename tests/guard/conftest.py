@@ -136,6 +136,7 @@ class JwksServer:
     document: dict[str, Any] = field(default_factory=dict)
     hits: int = 0
     delay: float = 3.0
+    paths: list[str] = field(default_factory=list)
 
 
 def _free_port() -> int:
@@ -153,6 +154,9 @@ def jwks_server(es_key: SigningKey) -> Iterator[JwksServer]:
 
     async def jwks(request: Request) -> Response:
         state.hits += 1
+        state.paths.append(
+            request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        )
         if state.mode == "500":
             return Response("boom", status_code=500)
         if state.mode == "slow":
@@ -161,7 +165,7 @@ def jwks_server(es_key: SigningKey) -> Iterator[JwksServer]:
             return Response("<html>", media_type="text/html")
         return Response(json.dumps(state.document), media_type="application/json")
 
-    app = Starlette(routes=[Route("/.well-known/jwks.json", jwks)])
+    app = Starlette(routes=[Route("/{path:path}", jwks)])
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -124,6 +124,10 @@ class Verifier:
             if exc.reason not in (Reason.UNKNOWN_KID, Reason.KEYS_UNAVAILABLE):
                 raise
             if not await self.keys.refresh(exc.detail.get("kid")):
+                if not self.keys.healthy:  # the key may exist where we cannot look: no verdict
+                    raise Rejection(
+                        Reason.KEYS_UNAVAILABLE, "key source failing", **exc.detail
+                    ) from exc
                 raise
         return self.verify(token)
 
