@@ -247,8 +247,10 @@ class SessionGuard:
             await self._send_metrics(send)
             return
         token: str | None = None
+        sent = True  # stays True if reading the token fails: something ambiguous was sent
         try:
             token = self.token_of(scope)
+            sent = token is not None
             if path == self.whoami_path or self.is_protected(path):
                 if token is None:
                     raise Rejection(Reason.MISSING_TOKEN, "no token")
@@ -261,7 +263,7 @@ class SessionGuard:
                 await self._optional(scope, receive, send, token)
                 return
         except Rejection as rejection:
-            await self.refuse(scope, send, rejection, token)
+            await self.refuse(scope, send, rejection, token, token_sent=sent)
             return
         self.metrics.accepted += 1
         scope[PRINCIPAL_KEY] = principal
@@ -299,7 +301,13 @@ class SessionGuard:
             await self.refuse(scope, send, exc.rejection, token)
 
     async def refuse(
-        self, scope: Scope, send: Send, rejection: Rejection, token: str | None
+        self,
+        scope: Scope,
+        send: Send,
+        rejection: Rejection,
+        token: str | None,
+        *,
+        token_sent: bool | None = None,
     ) -> None:
         """Count, log (one line, never the token) and answer 401 or 503."""
         self.metrics.refusal(rejection.reason)
@@ -320,7 +328,7 @@ class SessionGuard:
             scope,
             send,
             rejection,
-            token_sent=token is not None,
+            token_sent=token is not None if token_sent is None else token_sent,
             retry_after=self.retry_after,
             diagnostics=self.diagnostics,
         )
