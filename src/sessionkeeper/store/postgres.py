@@ -31,6 +31,7 @@ POOL_TIMEOUT = 5.0  # seconds a request waits for a connection before a 503
 CONNECT_TIMEOUT = 3  # seconds to open one connection (libpq's connect_timeout)
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for its family's row lock before a 409
 STATEMENT_TIMEOUT = 15.0  # seconds any statement may run: a stuck query must not pin a worker
+RECONNECT_TIMEOUT = 1.0  # seconds the pool retries one failed connection in the background
 MIGRATION_LOCK = 0x5E55_10_4B  # pg_advisory_xact_lock key: one instance migrates at a time
 
 
@@ -59,7 +60,9 @@ class PostgresStore:
             timeout=pool_timeout,
             open=False,
             check=ConnectionPool.check_connection,
-            reconnect_timeout=0,  # keep trying for ever: an outage must end by itself
+            # Give up a background reconnection quickly: the next request asks for a new one, so
+            # service resumes as soon as the database is back, not after an exponential backoff.
+            reconnect_timeout=RECONNECT_TIMEOUT,
             kwargs={
                 "autocommit": True,  # transactions are explicit blocks
                 "row_factory": dict_row,

@@ -45,7 +45,8 @@ from sessionkeeper.store.base import redact_url
 from sessionkeeper.store.records import RefreshTokenRecord, SessionRecord
 
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for its family's lock before a 409
-LOCK_TTL_MS = 15_000  # a crashed holder's lock frees itself after this
+LOCK_TTL_MS = 2_000  # a crashed holder's lock frees itself after this (the commit is fenced,
+# so a holder that outlives it fails with a conflict instead of writing without the lock)
 SOCKET_TIMEOUT = 3.0  # seconds; an unreachable Redis is a 503 within this, not a hang
 PRUNE_USER_INDEX_AT = 64  # session ids per user before expired ones are swept from u:{uid}
 _RELEASE = (
@@ -128,6 +129,11 @@ def _redis_errors() -> Iterator[None]:
     try:
         yield
     except redis.WatchError as exc:
+        # redis-py also raises WatchError when the connection dies while keys are watched:
+        # that is an outage (503), not a concurrent change (409).
+        lost = isinstance(exc.__context__, redis.ConnectionError | redis.TimeoutError)
+        if lost or "occurred while watching" in str(exc):
+            raise StoreUnavailableError(f"session store connection lost: {exc}") from exc
         raise StoreConflictError("the session changed during the request") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise StoreUnavailableError(f"session store unreachable: {exc}") from exc
