@@ -1,7 +1,9 @@
 """Fixtures for the client tests: a real auth server per test, one protected API per session.
 
-- ``auth``: ``sessionkeeper serve`` with 5-second access tokens, a 1-second reuse interval and
-  the rate limits off, on an ephemeral loopback port.
+- ``auth``: ``sessionkeeper serve`` with 30-second access tokens, a 1-second reuse interval and
+  the rate limits off, on an ephemeral loopback port. Tests reach expiry by moving the keeper's
+  clock; the server-side life only has to outlast a test on a loaded 2-core machine (1,000
+  calls through a Python API can take several seconds there).
 - ``api``: :mod:`tests.client.api_app` in its own process (tokens verified against the issuer's
   JWKS; counters reset before each test).
 - ``refresh_requests(server)``: how many refresh grants reached the server, read from its access
@@ -30,6 +32,7 @@ from tests.conftest import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "client-tests-passw0rd"
+TOKEN_LIFE = 30  # seconds; the proactive margin is then min(120, 30 / 2) = 15 s
 NO_LIMITS = (
     "--rate-limit-password-per-ip", "0",
     "--rate-limit-password-per-email", "0",
@@ -113,7 +116,7 @@ def api(api_process: Api) -> Api:
 
 @pytest.fixture
 def auth(start_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return start_server("--jwt-exp", "5", "--reuse-interval", "1", *NO_LIMITS)
+    return start_server("--jwt-exp", str(TOKEN_LIFE), "--reuse-interval", "1", *NO_LIMITS)
 
 
 def new_user(server: ServerProcess) -> str:

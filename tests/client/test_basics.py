@@ -30,15 +30,15 @@ def test_sync_client_signs_in_calls_and_refreshes_before_expiry(
     with httpx.Client(auth=SessionAuth(keeper)) as client:
         assert client.get(f"{api.url}/api/echo").status_code == 200
         assert refresh_requests(auth) == 0
-        # 5 s token: margin is min(120, 5/2) = 2.5 s. At 2 s nothing happens...
-        clock.advance(2.0)
+        # 30 s token: the margin is min(120, 30 / 2) = 15 s. At 14 s nothing happens...
+        clock.advance(14.0)
         assert client.get(f"{api.url}/api/echo").status_code == 200
         assert refresh_requests(auth) == 0
-        # ...past 5 - 2.5 s, the token is still valid: the call goes on and one refresh runs.
-        clock.advance(1.0)
+        # ...past 15 s the token is still valid: the call goes on and a refresh runs beside it.
+        clock.advance(2.0)
         assert client.get(f"{api.url}/api/echo").status_code == 200
         # ...and an expired token makes the next call wait for the refresh.
-        clock.advance(10.0)
+        clock.advance(30.0)
         assert client.get(f"{api.url}/api/echo").status_code == 200
     assert keeper.session is not None
     assert keeper.session.access_token != first.access_token
@@ -47,9 +47,7 @@ def test_sync_client_signs_in_calls_and_refreshes_before_expiry(
     assert 1 <= refresh_requests(auth) <= 2
 
 
-async def test_async_client_works_the_same(
-    auth: ServerProcess, api: Api, keepers: Keepers
-) -> None:
+async def test_async_client_works_the_same(auth: ServerProcess, api: Api, keepers: Keepers) -> None:
     clock = ManualClock(1_900_000_000.0)
     keeper = keepers(auth, clock=clock)
     await keeper.asign_in(new_user(auth), PASSWORD)
