@@ -139,7 +139,8 @@ class JwksServer:
     paths: list[str] = field(default_factory=list)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on (once this returns)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -148,7 +149,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def jwks_server(es_key: SigningKey) -> Iterator[JwksServer]:
-    port = _free_port()
+    port = free_port()
     state = JwksServer(url=f"http://127.0.0.1:{port}/.well-known/jwks.json")
     state.document = jwks_of(es_key)
 

@@ -28,7 +28,7 @@ from sessionkeeper.guard import (
     optional_user,
 )
 from tests.guard.answers import assert_refused, assert_unavailable
-from tests.guard.conftest import ISSUER, NOW, SECRET, Guarded, bearer, claims, jwks_of
+from tests.guard.conftest import ISSUER, NOW, SECRET, Guarded, bearer, claims, free_port, jwks_of
 
 
 def fastapi_app() -> FastAPI:
@@ -289,11 +289,7 @@ async def test_hs256_secret_accepts_any_kid_of_its_algorithm(
 async def test_unavailable_through_fastapi_dependency(
     guarded: Callable[..., Guarded], es_key: SigningKey
 ) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     app = fastapi_app()
     g = guarded()
     app.add_middleware(

@@ -19,6 +19,15 @@ def url_guard(guarded: Callable[..., Guarded], server: JwksServer, **config: obj
     return guarded(jwks_url=server.url, **config)
 
 
+async def warm_guard(
+    guarded: Callable[..., Guarded], server: JwksServer, key: SigningKey
+) -> Guarded:
+    """A URL guard whose keys are loaded (one request went through)."""
+    g = url_guard(guarded, server)
+    assert (await g.client.get("/api/hello", headers=bearer(key.sign(claims())))).status_code == 200
+    return g
+
+
 async def test_warm_cache_survives_a_failing_endpoint(
     guarded: Callable[..., Guarded], jwks_server: JwksServer, es_key: SigningKey
 ) -> None:
@@ -69,10 +78,7 @@ async def test_cold_failure_is_not_retried_on_every_request(
 async def test_unknown_kid_refetches_once_rate_limited(
     guarded: Callable[..., Guarded], jwks_server: JwksServer, es_key: SigningKey
 ) -> None:
-    g = url_guard(guarded, jwks_server)
-    assert (
-        await g.client.get("/api/hello", headers=bearer(es_key.sign(claims())))
-    ).status_code == 200
+    g = await warm_guard(guarded, jwks_server, es_key)
     rotated = SigningKey.generate("ES256", kid="es-2")
     jwks_server.document = jwks_of(es_key, rotated)
     g.clock.advance(31)  # past the refetch interval
@@ -90,10 +96,7 @@ async def test_unknown_kid_while_the_endpoint_is_down_is_503(
     guarded: Callable[..., Guarded], jwks_server: JwksServer, es_key: SigningKey
 ) -> None:
     """The token may be signed by a key we have not seen yet: we cannot judge it, so 503."""
-    g = url_guard(guarded, jwks_server)
-    assert (
-        await g.client.get("/api/hello", headers=bearer(es_key.sign(claims())))
-    ).status_code == 200
+    g = await warm_guard(guarded, jwks_server, es_key)
     jwks_server.mode = "500"
     g.clock.advance(31)
     newer = SigningKey.generate("ES256", kid="es-3").sign(claims())

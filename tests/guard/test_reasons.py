@@ -15,7 +15,7 @@ from sessionkeeper.guard import Reason, StoreLiveness
 from sessionkeeper.store.sqlite import SQLiteStore
 from tests.conftest import AppHarness
 from tests.guard.answers import assert_refused, assert_unavailable
-from tests.guard.conftest import ISSUER, NOW, Guarded, bearer, claims
+from tests.guard.conftest import ISSUER, NOW, Guarded, bearer, claims, free_port
 
 
 def b64(data: bytes) -> str:
@@ -182,11 +182,7 @@ async def test_keys_unavailable_is_503_never_401(
     guarded: Callable[..., Guarded], es_key: SigningKey
 ) -> None:
     # Nothing listens on this port: a cold cache and an unreachable JWKS.
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     g = guarded(jwks_url=f"http://127.0.0.1:{port}/.well-known/jwks.json", jwks_timeout=1.0)
     response = await g.client.get("/api/hello", headers=bearer(es_key.sign(claims())))
     assert_unavailable(response, g, "keys_unavailable")
