@@ -86,7 +86,9 @@ def test_four_processes_sharing_an_expired_session_file_refresh_once(
     _expire_in_file(path)
     go = tmp_path / "go"
     args = ("calls", "--auth", auth.auth_url, "--api", api.url, "--file", str(path))
-    procs = [workers.start(*args, "--go", str(go), "--threads", "4", "--each", "5") for _ in range(4)]
+    procs = [
+        workers.start(*args, "--go", str(go), "--threads", "4", "--each", "5") for _ in range(4)
+    ]
     for proc in procs:
         workers.wait_ready(proc)
     go.touch()
