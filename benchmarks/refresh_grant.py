@@ -55,7 +55,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -76,6 +76,13 @@ API_VERSION = {"X-Supabase-Api-Version": "2024-01-01"}
 PASSWORD = "benchmark horse battery staple"
 REFRESH_LEVELS = (1, 8, 32)
 SIGNIN_LEVELS = (1, 8)
+SCALE_LEVELS = (1, 8, 32, 64)
+SCALE_PROCESSES = (1, 2)
+BACKENDS = ("sqlite", "postgres", "postgres+redis")
+BENCH_POSTGRES_URL = os.environ.get(
+    "SESSIONKEEPER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BENCH_REDIS_URL = os.environ.get("SESSIONKEEPER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUEST_TIMEOUT_S = 30.0  # one request; a sign-in at C=8 on one core takes ~2 s
 PHASE_SLACK_S = 90.0  # a phase may overrun --seconds by at most this (in-flight requests)
 MAX_REQUESTS_PER_PHASE = 200_000  # count bound on every timed loop
@@ -207,27 +214,45 @@ def pinned_to(core: int | None) -> Iterator[None]:
 class ServerProcess:
     """``sessionkeeper serve`` on an ephemeral loopback port, its output going to a log file."""
 
-    def __init__(self, workdir: Path, pinning: Pinning) -> None:
-        self.database = workdir / "sessionkeeper.db"
-        self.log_path = workdir / "server.log"
+    def __init__(
+        self,
+        workdir: Path,
+        core: int | None,
+        *,
+        database: str | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        name: str = "server",
+    ) -> None:
+        self.database = database or f"sqlite:///{workdir / 'sessionkeeper.db'}"
+        self.log_path = workdir / f"{name}.log"
         self._log: TextIO | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._pinning = pinning
+        self._core = core
+        self._args = args
+        self._env = env or {}
         self.auth_url = ""
 
     def start(self) -> None:
         cmd = [
             sys.executable, "-m", "sessionkeeper.cli", "serve",
             "--host", "127.0.0.1", "--port", "0",
-            "--database", f"sqlite:///{self.database}",
+            "--database", self.database,
+            "--issuer", "http://bench.test/auth/v1",  # the same on every instance of a store
             "--rate-limit-password-per-ip", "0",
             "--rate-limit-password-per-email", "0",
             "--rate-limit-signup-per-ip", "0",
+            *self._args,
         ]  # fmt: skip
         self._log = self.log_path.open("w")
         # The child inherits this process's affinity at fork: pin ourselves, spawn, move back.
-        with pinned_to(self._pinning.server_core):
-            self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        with pinned_to(self._core):
+            self._proc = subprocess.Popen(
+                cmd,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self._env},
+            )
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             match = _URL_RE.search(self.log_path.read_text())
@@ -257,6 +282,15 @@ class ServerProcess:
             return None
         fields = raw.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the server process now (VmRSS); None off Linux."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return None
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        return int(match.group(1)) * 1024 if match else None
 
     def log_counts(self) -> dict[str, int]:
         text = self.log_path.read_text() if self.log_path.exists() else ""
@@ -359,8 +393,13 @@ def _client(base_url: str, concurrency: int) -> httpx.AsyncClient:
     )
 
 
+def _cpu_seconds(servers: list[ServerProcess]) -> float | None:
+    readings = [server.cpu_seconds() for server in servers]
+    return None if any(r is None for r in readings) else sum(r for r in readings if r is not None)
+
+
 async def timed_run(
-    server: ServerProcess,
+    servers: ServerProcess | list[ServerProcess],
     scenario: str,
     steps: list[Step],
     *,
@@ -377,12 +416,17 @@ async def timed_run(
     error. Throughput is successful requests / time until the last worker finished (in-flight
     requests complete after the deadline and are counted).
     """
+    servers = servers if isinstance(servers, list) else [servers]
     concurrency = len(steps)
     per_worker = max(1, MAX_REQUESTS_PER_PHASE // concurrency)
     latencies: list[float] = []
     kinds: Counter[str] = Counter()
     async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(_client(server.auth_url, 1)) for _ in steps]
+        # Worker i talks to server i mod n: the load is spread evenly over the instances.
+        clients = [
+            await stack.enter_async_context(_client(servers[i % len(servers)].auth_url, 1))
+            for i in range(len(steps))
+        ]
 
         async def warm(step: Step, client: httpx.AsyncClient) -> None:
             for _ in range(warmup):
@@ -406,7 +450,7 @@ async def timed_run(
 
         pairs = list(zip(steps, clients, strict=True))
         await asyncio.wait_for(asyncio.gather(*(warm(s, c) for s, c in pairs)), PHASE_SLACK_S)
-        server_cpu0, gen_cpu0 = server.cpu_seconds(), time.process_time()
+        server_cpu0, gen_cpu0 = _cpu_seconds(servers), time.process_time()
         machine0 = machine_busy_seconds()
         start = time.perf_counter()
         await asyncio.wait_for(
@@ -414,7 +458,7 @@ async def timed_run(
             seconds + PHASE_SLACK_S,
         )
         elapsed = time.perf_counter() - start
-        server_cpu1, gen_cpu1 = server.cpu_seconds(), time.process_time()
+        server_cpu1, gen_cpu1 = _cpu_seconds(servers), time.process_time()
         machine1 = machine_busy_seconds()
     server_cpu = _rate(server_cpu0, server_cpu1, elapsed)
     loadgen_cpu = (gen_cpu1 - gen_cpu0) / elapsed
@@ -487,6 +531,7 @@ class Options:
     warmup: int
     quick: bool
     as_json: bool
+    backends: tuple[str, ...] = BACKENDS
 
 
 async def _create_chains(server: ServerProcess, count: int) -> list[Chain]:
@@ -527,7 +572,7 @@ async def _revive(server: ServerProcess, chains: list[Chain]) -> int:
 
 
 async def run_benchmark(opts: Options, pinning: Pinning, workdir: Path) -> dict[str, Any]:
-    server = ServerProcess(workdir, pinning)
+    server = ServerProcess(workdir, pinning.server_core)
     runs: list[tuple[int, Run]] = []
     revived = 0
     wall0 = time.monotonic()
@@ -691,6 +736,150 @@ def diagnose(result: dict[str, Any], pinning: Pinning) -> list[str]:
     return notes
 
 
+# Scale-out: the refresh grant per backend, with one and two server processes ------------------
+
+
+@dataclass
+class Deployment:
+    """Two ``serve`` processes sharing one store; the 1-process runs use the first only."""
+
+    backend: str
+    servers: list[ServerProcess]
+    chains: list[Chain]
+
+
+@contextmanager
+def _store_for(
+    backend: str, workdir: Path
+) -> Iterator[tuple[str, tuple[str, ...], dict[str, str]]]:
+    """A fresh store of kind ``backend``: (database URL, extra serve flags, environment).
+    A temporary PostgreSQL database and Redis key prefix are removed afterwards."""
+    token = os.urandom(4).hex()
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / f'scale-{token}.db'}", (), {}
+        return
+    import psycopg
+    from psycopg import sql
+
+    name = f"sk_bench_{token}"
+    with psycopg.connect(BENCH_POSTGRES_URL, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = BENCH_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    prefix = f"skbench:{token}:"
+    try:
+        if backend == "postgres":
+            yield url, (), {}
+        else:
+            yield (
+                url,
+                ("--session-store", BENCH_REDIS_URL),
+                {"SESSIONKEEPER_SESSION_STORE_PREFIX": prefix},
+            )
+    finally:
+        with psycopg.connect(BENCH_POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        if backend == "postgres+redis":
+            import redis
+
+            client = redis.Redis.from_url(BENCH_REDIS_URL)
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            for start in range(0, len(keys), 500):
+                client.delete(*keys[start : start + 500])
+            client.close()
+
+
+async def scale_out(opts: Options, workdir: Path) -> dict[str, Any]:
+    """Refresh throughput and p99 per backend at each C, with one and two processes.
+
+    Nothing is pinned here (every process may use both cores): two server processes can only
+    outrun one if they get a core each, and the load generator and the database share the same
+    cores, so the server/load-generator CPU columns say what limited each figure.
+    """
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    notes: list[str] = []
+    samples: dict[tuple[str, int, int], dict[int, tuple[Run, int | None]]] = {}
+    with ExitStack() as stack:
+        deployments: list[Deployment] = []
+        for backend in opts.backends:
+            try:
+                database, args, env = stack.enter_context(_store_for(backend, workdir))
+            except Exception as exc:  # a missing server or driver: report it, measure the rest
+                notes.append(f"{backend} skipped: {type(exc).__name__}: {exc}")
+                continue
+            servers = []
+            for i in range(max(SCALE_PROCESSES)):
+                server = ServerProcess(
+                    workdir, None, database=database, args=args, env=env, name=f"{backend}-{i}"
+                )
+                stack.callback(server.stop)
+                server.start()  # one after the other: the first one migrates
+                servers.append(server)
+            err.print(f"{backend}: {len(servers)} servers; signing up {max(SCALE_LEVELS)} users...")
+            chains = await _create_chains(servers[0], max(SCALE_LEVELS))
+            deployments.append(Deployment(backend, servers, chains))
+        for rep in range(opts.repetitions):
+            err.print(f"scale-out repetition {rep + 1}/{opts.repetitions}")
+            for level in SCALE_LEVELS:
+                for dep in deployments:
+                    for procs in SCALE_PROCESSES:
+                        await _revive(dep.servers[0], dep.chains)
+                        run = await timed_run(
+                            dep.servers[:procs], "refresh",
+                            [c.refresh for c in dep.chains[:level]],
+                            seconds=opts.seconds, warmup=opts.warmup,
+                        )  # fmt: skip
+                        rss = [s.rss_bytes() for s in dep.servers[:procs]]
+                        total = None if None in rss else sum(r for r in rss if r is not None)
+                        samples.setdefault((dep.backend, procs, level), {})[rep] = (run, total)
+        logs = {d.backend: [s.log_counts() for s in d.servers] for d in deployments}
+    return aggregate_scale_out(samples, notes, logs)
+
+
+def aggregate_scale_out(
+    samples: dict[tuple[str, int, int], dict[int, tuple[Run, int | None]]],
+    notes: list[str],
+    logs: dict[str, list[dict[str, int]]],
+) -> dict[str, Any]:
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for (backend, procs, level), per_rep in samples.items():
+        summaries = [run.summary() for run, _ in per_rep.values()]
+        base = samples.get(("sqlite", procs, level), {})
+        ratios = [run.rps / base[k][0].rps for k, (run, _) in per_rep.items() if k in base]
+        one = samples.get((backend, 1, level), {})
+        scaling = [run.rps / one[k][0].rps for k, (run, _) in per_rep.items() if k in one]
+        rss = [r for _, r in per_rep.values() if r is not None]
+        kinds: Counter[str] = Counter()
+        for run, _ in per_rep.values():
+            kinds.update(run.error_kinds)
+
+        def med(key: str, rows: list[dict[str, Any]] = summaries) -> float | None:
+            values = [row[key] for row in rows if row[key] is not None]
+            return round(median(values), 3) if values else None
+
+        table.setdefault(backend, {}).setdefault(str(procs), {})[str(level)] = {
+            "concurrency": level,
+            "processes": procs,
+            "rps": med("rps"),
+            "p50_ms": med("p50_ms"),
+            "p99_ms": med("p99_ms"),
+            "requests": sum(run.requests for run, _ in per_rep.values()),
+            "errors": sum(run.errors for run, _ in per_rep.values()),
+            "error_kinds": dict(kinds),
+            "ratio_vs_sqlite": round(median(ratios), 4) if ratios else None,
+            "ratio_vs_one_process": round(median(scaling), 4) if scaling else None,
+            "server_rss_mib": round(max(rss) / 2**20, 1) if rss else None,
+            "server_cpu": med("server_cpu"),
+            "loadgen_cpu": med("loadgen_cpu"),
+            "other_cpu": med("other_cpu"),
+            "runs": summaries,
+        }
+    errors = sum(f["errors"] for b in table.values() for p in b.values() for f in p.values())
+    return {"backends": table, "errors": errors, "notes": notes, "server_logs": logs}
+
+
 # Output -----------------------------------------------------------------------------------------
 
 
@@ -773,6 +962,55 @@ def render(result: dict[str, Any], console: Console) -> None:
     )
 
 
+def render_scale_out(scale: dict[str, Any], cfg: dict[str, Any], console: Console) -> None:
+    table = Table(
+        title=(
+            f"refresh grant by store and server processes -- median of {cfg['repetitions']} x "
+            f"{cfg['seconds']:g} s runs (not pinned)"
+        ),
+        caption=(
+            "÷ SQLite: req/s over SQLite's with the same processes and C (paired per "
+            "repetition); ÷ 1 proc: two processes over one, same store and C\nRSS: resident "
+            "memory of the server processes (summed), largest over repetitions"
+        ),
+    )
+    for name in ("store", "procs", "C", "req/s", "p50 ms", "p99 ms", "÷ SQLite", "÷ 1 proc"):
+        table.add_column(name, justify="left" if name == "store" else "right")
+    for name in ("RSS MiB", "errors", "server CPU", "loadgen CPU"):
+        table.add_column(name, justify="right")
+    for backend, by_procs in scale["backends"].items():
+        for level in SCALE_LEVELS:
+            for procs in SCALE_PROCESSES:
+                f = by_procs.get(str(procs), {}).get(str(level))
+                if f is None:
+                    continue
+                table.add_row(
+                    backend,
+                    str(procs),
+                    str(level),
+                    _fmt(f["rps"], 1),
+                    _fmt(f["p50_ms"], 2),
+                    _fmt(f["p99_ms"], 2),
+                    _fmt(f["ratio_vs_sqlite"], 3),
+                    "-" if procs == 1 else _fmt(f["ratio_vs_one_process"], 3),
+                    _fmt(f["server_rss_mib"], 1),
+                    str(f["errors"]),
+                    _pct(f["server_cpu"]),
+                    _pct(f["loadgen_cpu"]),
+                    style="bold" if procs == 2 else None,
+                )
+    console.print(table)
+    pg = scale["backends"].get("postgres", {}).get("2", {})
+    best = max((f["ratio_vs_one_process"] or 0.0 for f in pg.values()), default=None)
+    if best is not None:
+        console.print(
+            f"PostgreSQL, two processes over one: best {best:.2f}x (target >= 1.5x)",
+            highlight=False,
+        )
+    for note in scale["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+
+
 def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(
         description="Refresh-grant throughput and p50/p99 at C=1/8/32 on SQLite, beside the "
@@ -794,7 +1032,18 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the table"
     )
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="stores for the scale-out table, comma-separated, or 'none' (default: "
+        + ",".join(BACKENDS)
+        + "; PostgreSQL and Redis URLs from SESSIONKEEPER_BENCH_POSTGRES_URL "
+        "and SESSIONKEEPER_BENCH_REDIS_URL)",
+    )
     ns = parser.parse_args(argv)
+    chosen = tuple(b for b in ns.backends.split(",") if b and b != "none")
+    if unknown := set(chosen) - set(BACKENDS):
+        parser.error(f"--backends: unknown {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
     seconds = ns.seconds if ns.seconds is not None else (0.5 if ns.quick else 3.0)
     repetitions = ns.repetitions if ns.repetitions is not None else (1 if ns.quick else 5)
     if not 0 < seconds <= 600:
@@ -803,7 +1052,7 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error("--repetitions must be in [1, 50]")
     if not 0 <= ns.warmup <= 100:
         parser.error("--warmup must be in [0, 100]")
-    return Options(seconds, repetitions, ns.warmup, ns.quick, ns.json)
+    return Options(seconds, repetitions, ns.warmup, ns.quick, ns.json, chosen)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -811,10 +1060,16 @@ def main(argv: list[str] | None = None) -> int:
     pinning = plan_pinning()
     with tempfile.TemporaryDirectory(prefix="sessionkeeper-bench-") as tmp:
         result = asyncio.run(run_benchmark(opts, pinning, Path(tmp)))
+        if opts.backends:
+            result["scale_out"] = asyncio.run(scale_out(opts, Path(tmp)))
+            result["errors"] += result["scale_out"]["errors"]
     if opts.as_json:
         print(json.dumps(result, indent=2))
     else:
-        render(result, Console(width=max(Console().width, 150)))
+        console = Console(width=max(Console().width, 150))
+        render(result, console)
+        if "scale_out" in result:
+            render_scale_out(result["scale_out"], result["config"], console)
     return 1 if result["errors"] else 0
 
 

@@ -354,12 +354,19 @@ def increment_updated_at(
         start.wait()
         for _ in range(times):
             with store.transaction() as tx:
-                record = tx.user_by_id("u1")
+                record = tx.lock_user("u1")
                 assert record is not None
                 record.updated_at += 1  # read-modify-write: lost if transactions interleave
                 tx.update_user(record)
     except Exception as exc:  # surfaced by the assertion in the test
         errors.append(repr(exc))
+
+
+def test_lock_user_reads_the_user(with_user: Store) -> None:
+    with with_user.transaction() as tx:
+        locked = tx.lock_user("u1")
+        assert locked is not None and locked.email == "ada@example.com"
+        assert tx.lock_user("nope") is None
 
 
 def test_concurrent_write_transactions_lose_no_update(with_user: Store) -> None:

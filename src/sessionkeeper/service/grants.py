@@ -115,7 +115,7 @@ def password_grant(
         rehashed = ctx.passwords.hash(secret)
     now = ctx.clock.now()
     with ctx.store.transaction() as tx:
-        fresh = tx.user_by_id(user.id)
+        fresh = tx.lock_user(user.id)
         if fresh is None or fresh.password_hash != user.password_hash:
             # Deleted, or the password changed while we were hashing: the check no longer holds.
             raise AuthError("invalid_credentials")

@@ -75,7 +75,7 @@ def update_user(
     now = ctx.clock.now()
     try:
         with ctx.store.transaction() as tx:
-            user = tx.user_by_id(principal.user.id)
+            user = tx.lock_user(principal.user.id)
             if user is None:
                 raise AuthError("user_not_found")
             if new_email is not None and new_email != user.email:

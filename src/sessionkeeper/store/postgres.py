@@ -12,6 +12,7 @@ queueing without bound. Every failure to reach or use the database is a
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,7 +27,8 @@ from sessionkeeper.store.base import DuplicateError, redact_url
 from sessionkeeper.store.migrate import CREATE_LEDGER, iter_statements, load_migrations
 from sessionkeeper.store.sql import SQLTransaction
 
-POOL_SIZE = 10  # per process; PostgreSQL's default max_connections is 100
+POOL_SIZE = 20  # per process; PostgreSQL's default max_connections is 100
+IDLE_CHECK = 1.0  # seconds unused after which a pooled connection is pinged before use
 POOL_TIMEOUT = 5.0  # seconds a request waits for a connection before a 503
 CONNECT_TIMEOUT = 3  # seconds to open one connection (libpq's connect_timeout)
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for its family's row lock before a 409
@@ -59,7 +61,7 @@ class PostgresStore:
             max_size=pool_size,
             timeout=pool_timeout,
             open=False,
-            check=ConnectionPool.check_connection,
+            check=self._check_if_idle,
             # Give up a background reconnection quickly: the next request asks for a new one, so
             # service resumes as soon as the database is back, not after an exponential backoff.
             reconnect_timeout=RECONNECT_TIMEOUT,
@@ -72,6 +74,15 @@ class PostgresStore:
             },
         )
         self._opened = False
+        self._last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
+        """Ping a connection that sat unused for a while (a restarted database leaves every
+        pooled connection broken); skip the round trip for one used a moment ago."""
+        if time.monotonic() - self._last_used.get(conn, 0.0) > IDLE_CHECK:
+            ConnectionPool.check_connection(conn)
 
     def _open_pool(self) -> None:
         if not self._opened:
@@ -83,7 +94,10 @@ class PostgresStore:
         self._open_pool()
         try:
             with self._pool.connection(timeout=self.pool_timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    self._last_used[conn] = time.monotonic()
         except PoolTimeout as exc:
             wait = f"{self.pool_timeout:.0f} s"
             raise StoreUnavailableError(f"no database connection within {wait}") from exc

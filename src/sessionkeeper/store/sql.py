@@ -71,8 +71,8 @@ class SQLTransaction:
     def __init__(self, conn: Executor, *, placeholder: str = "?", row_lock: str = "") -> None:
         self._conn = conn
         self._placeholder = placeholder
-        # " FOR UPDATE" in write transactions where the engine has row locks: rows read to be
-        # rewritten (a user, a session) stay locked until commit, so no update is lost.
+        # " FOR UPDATE" in write transactions where the engine has row locks: rows read with
+        # ``lock_user`` / ``lock_session`` stay locked until commit, so no update is lost.
         self._row_lock = row_lock
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
@@ -102,12 +102,16 @@ class SQLTransaction:
         self._insert("identities", identity)
 
     def user_by_id(self, user_id: str) -> UserRecord | None:
+        return self._one(UserRecord, "SELECT * FROM users WHERE id = ?", (user_id,))
+
+    def lock_user(self, user_id: str) -> UserRecord | None:
+        """``user_by_id`` for a read-modify-write: the row stays locked until commit, so two
+        updates of one user (a sign-in, a profile change) never overwrite each other."""
         sql = f"SELECT * FROM users WHERE id = ?{self._row_lock}"  # noqa: S608 - fixed clause
         return self._one(UserRecord, sql, (user_id,))
 
     def user_by_email(self, email: str) -> UserRecord | None:
-        sql = f"SELECT * FROM users WHERE email = ?{self._row_lock}"  # noqa: S608 - fixed clause
-        return self._one(UserRecord, sql, (email,))
+        return self._one(UserRecord, "SELECT * FROM users WHERE email = ?", (email,))
 
     def update_user(self, user: UserRecord) -> None:
         row = to_row(user)
