@@ -172,10 +172,15 @@ class Keepers:
     made: list[SessionKeeper] = field(default_factory=list)
 
     def __call__(
-        self, server: ServerProcess, *, clock: Clock | None = None, **kwargs: Any
+        self,
+        server: ServerProcess,
+        *,
+        clock: Clock | None = None,
+        auth_url: str | None = None,
+        **kwargs: Any,
     ) -> SessionKeeper:
         kwargs.setdefault("policy", FAST)
-        keeper = SessionKeeper(server.auth_url, clock=clock, **kwargs)
+        keeper = SessionKeeper(auth_url or server.auth_url, clock=clock, **kwargs)
         self.made.append(keeper)
         return keeper
 
