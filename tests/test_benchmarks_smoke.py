@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests import backends
+
 pytestmark = pytest.mark.integration
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "refresh_grant.py"
@@ -48,11 +50,13 @@ def _check_figures(figures: dict[str, Any], where: str) -> None:
 
 
 def test_refresh_grant_quick_json() -> None:
+    backends.require_postgres()  # the scale-out table runs on the real servers
+    backends.require_redis()
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--json"],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
@@ -83,3 +87,21 @@ def test_refresh_grant_quick_json() -> None:
     for level in ("1", "8"):
         _check_figures(result["signin"][level], f"sign-in C={level}")
         assert result["refreshes_per_signin"][level] > 0
+
+    # The scale-out table: every store, one and two processes, C = 1/8/32/64, RSS reported.
+    scale = result["scale_out"]
+    assert scale["notes"] == []  # no store was skipped (PostgreSQL and Redis are up in CI)
+    assert set(scale["backends"]) == {"sqlite", "postgres", "postgres+redis"}
+    for backend, by_procs in scale["backends"].items():
+        for procs in ("1", "2"):
+            for level in ("1", "8", "32", "64"):
+                figures = by_procs[procs][level]
+                where = f"{backend} x{procs} C={level}"
+                assert figures["errors"] == 0, (where, figures["error_kinds"])
+                assert figures["rps"] > 0 and figures["p50_ms"] <= figures["p99_ms"], where
+                assert figures["ratio_vs_sqlite"] > 0, where
+                assert figures["server_rss_mib"] > 10, where
+                if procs == "2":
+                    assert figures["ratio_vs_one_process"] > 0, where
+        for logs in scale["server_logs"][backend]:
+            assert logs["tracebacks"] == 0, backend
