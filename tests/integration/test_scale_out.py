@@ -147,3 +147,30 @@ def test_kill_9_mid_burst_wrongly_revokes_nothing_and_retries_get_the_current_to
     nxt = refresh(b, current.pop())
     assert nxt.status_code == 200, nxt.text
     assert refresh(b, nxt.json()["refresh_token"]).status_code == 200
+
+
+async def test_guard_liveness_reads_the_shared_store(
+    start_server: Callable[..., ServerProcess], shared: Shared
+) -> None:
+    """The API guard, configured like the servers, sees a logout made on any instance."""
+    import jwt
+
+    from sessionkeeper.guard.liveness import StoreLiveness
+
+    a, b = start_pair(start_server, shared)
+    s0 = signup(a)
+    session_id = jwt.decode(s0["access_token"], options={"verify_signature": False})["session_id"]
+    redis_url = shared.args[1] if shared.args else None
+    prefix = shared.env.get("SESSIONKEEPER_SESSION_STORE_PREFIX", "sk:")
+    liveness = StoreLiveness.from_url(
+        shared.database, session_store=redis_url, session_store_prefix=prefix, window=0
+    )
+    try:
+        assert await liveness.is_alive(session_id) is True
+        bearer = {"Authorization": f"Bearer {s0['access_token']}", **API_VERSION}
+        async with httpx.AsyncClient() as client:
+            r = await client.post(f"{b.auth_url}/logout?scope=local", headers=bearer)
+        assert r.status_code == 204
+        assert await liveness.is_alive(session_id) is False
+    finally:
+        liveness.close()

@@ -9,7 +9,7 @@ seconds later, and a busy session costs one store read per window, not one per r
 :class:`SessionLiveness` is the whole contract (one method), so a deployment can plug in anything
 (an HTTP call to the auth server, a Redis lookup). :class:`StoreLiveness` uses only the ``Store``
 protocol (``transaction(write=False)`` and ``session_by_id``), so it works unchanged with every
-store backend (SQLite today, PostgreSQL and Redis as they land).
+store backend: SQLite, PostgreSQL, and sessions in Redis (``from_url(..., session_store=...)``).
 """
 
 from __future__ import annotations
@@ -63,11 +63,32 @@ class StoreLiveness:
         self.reads = 0
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> StoreLiveness:
-        """Open the store named by ``url`` (the auth server's ``--database``)."""
+    def from_url(
+        cls,
+        url: str,
+        *,
+        session_store: str | None = None,
+        session_store_prefix: str = "sk:",
+        **options: Any,
+    ) -> StoreLiveness:
+        """Open the auth server's store: its ``--database`` URL and, when the server keeps
+        sessions in Redis, its ``--session-store`` URL and key prefix (the liveness data is
+        there)."""
         from sessionkeeper.store import open_store
 
-        return cls(open_store(url), **options)
+        store = open_store(url)
+        if session_store is not None:
+            from sessionkeeper.store.redis_sessions import RedisSessions
+            from sessionkeeper.store.split import SplitStore
+
+            sessions = RedisSessions(
+                session_store,
+                policy=options.get("policy") or SessionPolicy(),
+                retention=7 * 86400.0,  # the guard only reads; TTLs are the server's to set
+                prefix=session_store_prefix,
+            )
+            store = SplitStore(store, sessions)
+        return cls(store, **options)
 
     async def is_alive(self, session_id: str) -> bool:
         cached = self._answers.get(session_id)
