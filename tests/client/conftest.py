@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -149,6 +150,15 @@ def refresh_requests(server: ServerProcess) -> int:
 
 def requests_to(server: ServerProcess, path: str) -> list[str]:
     return [line for line in log_lines_settled(server) if f'path="/auth/v1{path}"' in line]
+
+
+def in_threads(count: int, target: Callable[[], None], timeout: float = 120) -> None:
+    """Run ``target`` in ``count`` threads at once and wait for all of them."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
 
 
 class Events:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sessionkeeper.client import FileStorage, RefreshPolicy, Session, SessionAuth
+from sessionkeeper.client import FileStorage, RefreshPolicy, Session, SessionAuth, SessionKeeper
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.logs import KeyValueFormatter
 from tests.client.conftest import (
@@ -51,17 +51,25 @@ def _hold_lock(lock_path: Path) -> subprocess.Popen[str]:
     return holder
 
 
+def _expired_file_keeper(
+    auth: ServerProcess, keepers: Keepers, path: Path, lock_timeout: float
+) -> SessionKeeper:
+    """A keeper on a session file, signed in, whose token then expires by its clock."""
+    clock = ManualClock(1_900_000_000.0)
+    policy = RefreshPolicy(**{**vars(FAST), "lock_timeout": lock_timeout})
+    keeper = keepers(auth, clock=clock, storage=FileStorage(path), policy=policy)
+    keeper.sign_in(new_user(auth), PASSWORD)
+    clock.advance(TOKEN_LIFE + 1)
+    return keeper
+
+
 def test_a_hung_lock_holder_delays_a_refresh_by_lock_timeout_at_most(
     auth: ServerProcess, api: Api, keepers: Keepers, tmp_path: Path
 ) -> None:
     path = tmp_path / "session.json"
-    clock = ManualClock(1_900_000_000.0)
-    policy = RefreshPolicy(**{**vars(FAST), "lock_timeout": 0.3})
-    keeper = keepers(auth, clock=clock, storage=FileStorage(path), policy=policy)
-    keeper.sign_in(new_user(auth), PASSWORD)
+    keeper = _expired_file_keeper(auth, keepers, path, lock_timeout=0.3)
     holder = _hold_lock(Path(f"{path}.lock"))
     try:
-        clock.advance(TOKEN_LIFE + 1)
         started = time.monotonic()
         with httpx.Client(auth=SessionAuth(keeper)) as client:
             assert client.get(f"{api.url}/api/echo").status_code == 200
@@ -76,14 +84,10 @@ def test_a_lock_left_by_a_killed_process_is_not_stale(
     auth: ServerProcess, api: Api, keepers: Keepers, tmp_path: Path
 ) -> None:
     path = tmp_path / "session.json"
-    clock = ManualClock(1_900_000_000.0)
-    policy = RefreshPolicy(**{**vars(FAST), "lock_timeout": 30.0})
-    keeper = keepers(auth, clock=clock, storage=FileStorage(path), policy=policy)
-    keeper.sign_in(new_user(auth), PASSWORD)
+    keeper = _expired_file_keeper(auth, keepers, path, lock_timeout=30.0)
     holder = _hold_lock(Path(f"{path}.lock"))
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
-    clock.advance(TOKEN_LIFE + 1)
     started = time.monotonic()
     with httpx.Client(auth=SessionAuth(keeper)) as client:
         assert client.get(f"{api.url}/api/echo").status_code == 200

@@ -34,6 +34,7 @@ from tests.client.conftest import (
     Api,
     Events,
     Keepers,
+    in_threads,
     new_user,
     refresh_requests,
     requests_to,
@@ -106,14 +107,7 @@ def test_concurrent_calls_to_an_api_that_refuses_everything_never_loop(
     api.reject_all(True)
     outcomes: list[tuple[str, int | str]] = []
     with httpx.Client(auth=SessionAuth(keeper)) as client:
-        threads = [
-            threading.Thread(target=lambda: outcomes.append(_call(client, f"{api.url}/api/echo")))
-            for _ in range(10)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        in_threads(10, lambda: outcomes.append(_call(client, f"{api.url}/api/echo")))
     assert [outcome for _, outcome in outcomes] == ["rejected"] * 10
     # A call whose first 401 lands after the state is known skips the pointless retry.
     assert set(api.stats()["attempts"].values()) <= {1, 2}
@@ -315,14 +309,7 @@ def test_without_a_refresh_token_a_401_validates_once_reauthenticates_and_replay
     events = Events(keeper)
     outcomes: list[tuple[str, int | str]] = []
     with httpx.Client(auth=SessionAuth(keeper)) as client:
-        threads = [
-            threading.Thread(target=lambda: outcomes.append(_call(client, f"{api.url}/api/echo")))
-            for _ in range(5)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        in_threads(5, lambda: outcomes.append(_call(client, f"{api.url}/api/echo")))
 
     assert [outcome for _, outcome in outcomes] == [200] * 5
     assert calls_to_callback == [1]

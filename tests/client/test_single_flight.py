@@ -15,7 +15,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from sessionkeeper.client import AuthEvent, Session, SessionAuth
+from sessionkeeper.client import AuthEvent, Session, SessionAuth, SessionKeeper
 from sessionkeeper.clock import ManualClock
 from tests.client.conftest import (
     PASSWORD,
@@ -23,6 +23,7 @@ from tests.client.conftest import (
     Api,
     Events,
     Keepers,
+    in_threads,
     new_user,
     refresh_requests,
 )
@@ -55,22 +56,24 @@ def _thread_calls(keeper_auth: SessionAuth, url: str, threads: int, each: int) -
                 with lock:
                     statuses[status] += 1
 
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
+    in_threads(threads, work)
     return statuses
+
+
+def _expired_keeper(auth: ServerProcess, keepers: Keepers) -> SessionKeeper:
+    """A signed-in keeper whose token has expired by its own clock (the server still takes it)."""
+    clock = ManualClock(1_900_000_000.0)
+    keeper = keepers(auth, clock=clock)
+    keeper.sign_in(new_user(auth), PASSWORD)
+    clock.advance(TOKEN_LIFE + 1)
+    return keeper
 
 
 async def test_1000_asyncio_calls_with_an_expired_token_refresh_once(
     auth: ServerProcess, api: Api, keepers: Keepers
 ) -> None:
-    clock = ManualClock(1_900_000_000.0)
-    keeper = keepers(auth, clock=clock)
-    await keeper.asign_in(new_user(auth), PASSWORD)
+    keeper = _expired_keeper(auth, keepers)
     events = Events(keeper)
-    clock.advance(TOKEN_LIFE + 1)  # the token has expired by the keeper's clock
 
     statuses = await _async_calls(SessionAuth(keeper), f"{api.url}/api/echo", 1000)
 
@@ -84,10 +87,7 @@ async def test_1000_asyncio_calls_with_an_expired_token_refresh_once(
 def test_50_threads_with_an_expired_token_refresh_once(
     auth: ServerProcess, api: Api, keepers: Keepers
 ) -> None:
-    clock = ManualClock(1_900_000_000.0)
-    keeper = keepers(auth, clock=clock)
-    keeper.sign_in(new_user(auth), PASSWORD)
-    clock.advance(TOKEN_LIFE + 1)
+    keeper = _expired_keeper(auth, keepers)
 
     statuses = _thread_calls(SessionAuth(keeper), f"{api.url}/api/echo", threads=50, each=4)
 
@@ -98,10 +98,7 @@ def test_50_threads_with_an_expired_token_refresh_once(
 def test_a_sync_and_an_async_client_sharing_one_keeper_refresh_once(
     auth: ServerProcess, api: Api, keepers: Keepers
 ) -> None:
-    clock = ManualClock(1_900_000_000.0)
-    keeper = keepers(auth, clock=clock)
-    keeper.sign_in(new_user(auth), PASSWORD)
-    clock.advance(TOKEN_LIFE + 1)
+    keeper = _expired_keeper(auth, keepers)
     shared = SessionAuth(keeper)
     url = f"{api.url}/api/echo"
     async_statuses: list[Counter[int]] = []

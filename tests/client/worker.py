@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from sessionkeeper.client import AuthExpiredError, FileStorage, SessionAuth, SessionKeeper
-from tests.client.conftest import FAST
+from tests.client.conftest import FAST, in_threads
 
 
 def calls(keeper: SessionKeeper, api: str, go: Path, threads: int, each: int) -> dict[str, object]:
@@ -39,11 +39,7 @@ def calls(keeper: SessionKeeper, api: str, go: Path, threads: int, each: int) ->
                 with lock:
                     statuses[outcome] += 1
 
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
+    in_threads(threads, work, timeout=60)
     return {"statuses": dict(statuses)}
 
 

@@ -57,29 +57,27 @@ class Wait:
         """Block the calling thread until the flight lands (bounded)."""
         deadline = time.monotonic() + self.timeout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self.timed_out()
             try:
-                return self.future.result(self._slice(remaining))
+                return self.future.result(self._next_slice(deadline))
             except concurrent.futures.TimeoutError:
-                if self.poll is not None:
-                    self.poll()
+                self._between_slices()
 
     async def aresult(self) -> Session:
         """Await the flight from any event loop without blocking it (bounded)."""
         deadline = time.monotonic() + self.timeout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self.timed_out()
             try:
-                return await asyncio.wait_for(
-                    asyncio.wrap_future(self.future), self._slice(remaining)
-                )
+                slice_seconds = self._next_slice(deadline)
+                return await asyncio.wait_for(asyncio.wrap_future(self.future), slice_seconds)
             except TimeoutError:
-                if self.poll is not None:
-                    self.poll()
+                self._between_slices()
 
-    def _slice(self, remaining: float) -> float:
+    def _next_slice(self, deadline: float) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self.timed_out()
         return min(remaining, self.slice_seconds) if self.poll is not None else remaining
+
+    def _between_slices(self) -> None:
+        if self.poll is not None:
+            self.poll()
