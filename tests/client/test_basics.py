@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -9,10 +11,20 @@ from sessionkeeper.client import (
     AuthEvent,
     AuthExpiredError,
     IssuerError,
+    RefreshPolicy,
     SessionAuth,
 )
 from sessionkeeper.clock import ManualClock
-from tests.client.conftest import PASSWORD, Api, Events, Keepers, new_user, refresh_requests
+from tests.client.conftest import (
+    PASSWORD,
+    REPO,
+    TOKEN_LIFE,
+    Api,
+    Events,
+    Keepers,
+    new_user,
+    refresh_requests,
+)
 from tests.conftest import ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -75,3 +87,31 @@ def test_a_call_without_a_session_raises_auth_expired(
     with httpx.Client(auth=SessionAuth(keeper)) as client, pytest.raises(AuthExpiredError):
         client.get(f"{api.url}/api/echo")
     assert api.stats()["statuses"] == {}
+
+
+def test_auto_refresh_refreshes_an_idle_session_and_stops_on_close(
+    auth: ServerProcess, keepers: Keepers
+) -> None:
+    clock = ManualClock(1_900_000_000.0)
+    keeper = keepers(auth, clock=clock)
+    events = Events(keeper)
+    first = keeper.sign_in(new_user(auth), PASSWORD)
+    keeper.start_auto_refresh(tick=0.05)
+    clock.advance(TOKEN_LIFE / 2 + 1)  # inside the margin; no call is made
+    deadline = time.monotonic() + 10
+    while keeper.session == first and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert keeper.session != first
+    assert events.names() == [AuthEvent.SIGNED_IN, AuthEvent.TOKEN_REFRESHED]
+    keeper.close()
+    clock.advance(TOKEN_LIFE)
+    time.sleep(0.2)
+    assert refresh_requests(auth) == 1  # the closed keeper's timer did not fire again
+
+
+def test_every_policy_field_and_event_is_documented() -> None:
+    text = (REPO / "docs" / "client.md").read_text()
+    for name in vars(RefreshPolicy()):
+        assert f"`{name}`" in text, name
+    for event in AuthEvent:
+        assert f"`{event.value}`" in text, event

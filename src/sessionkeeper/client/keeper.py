@@ -22,6 +22,7 @@ clients alike, share one flight per keeper; the storage lock extends that to pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -31,7 +32,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from sessionkeeper.client.errors import AuthExpiredError, IssuerError, IssuerUnavailableError
+from sessionkeeper.client.errors import (
+    AuthExpiredError,
+    IssuerError,
+    IssuerUnavailableError,
+    SessionClientError,
+)
 from sessionkeeper.client.events import AuthEvent, Listener, Listeners
 from sessionkeeper.client.flight import Flight, Wait, running_future
 from sessionkeeper.client.issuer import Issuer
@@ -98,6 +104,8 @@ class SessionKeeper:
         self._failures = 0
         self._retry_at = 0.0  # monotonic: no proactive attempt before this
         self._next_watch = time.monotonic() + self.policy.watch_interval
+        self._closed = threading.Event()
+        self._ticker: threading.Thread | None = None
         stored = self._storage.load()
         if stored is not None:
             self._current = self._prepare(stored)
@@ -151,8 +159,36 @@ class SessionKeeper:
     async def asign_out(self, scope: str = "local") -> None:
         await asyncio.to_thread(self.sign_out, scope)
 
+    def start_auto_refresh(self, tick: float = 1.0) -> None:
+        """Refresh on a timer too, not only when a call needs a token.
+
+        For long-lived processes that may sit idle past the proactive margin (or past the
+        server's inactivity timeout): every ``tick`` seconds a background thread starts the
+        same single-flight refresh a call would. Stopped by :meth:`close`.
+        """
+        with self._mutex:
+            if self._ticker is not None:
+                return
+            self._ticker = threading.Thread(
+                target=self._tick, args=(tick,), name="sessionkeeper-auto-refresh", daemon=True
+            )
+        self._ticker.start()
+
     def close(self) -> None:
+        """Stop the auto-refresh timer and close the connection to the auth server."""
+        self._closed.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
         self._issuer.close()
+
+    def _tick(self, tick: float) -> None:
+        while not self._closed.wait(tick):
+            current = self._current
+            if current is None or self._clock.now() < current.refresh_at:
+                continue
+            # Signed out or needs re-auth: the calls report it, not the timer.
+            with contextlib.suppress(SessionClientError):
+                self._plan()  # starts a background flight if one is due; never waits here
 
     def get_authorization(self) -> str:
         """The ``Authorization`` header for a call, refreshing first if the token expired."""
