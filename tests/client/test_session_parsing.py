@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +133,22 @@ def test_changed_sees_other_writers_but_not_its_own_writes(tmp_path: Path) -> No
     assert mine.changed()
 
 
-def test_memory_storage_lock_is_bounded() -> None:
+def test_memory_storage_lock_is_bounded_across_threads_and_reentrant_in_one() -> None:
     storage = MemoryStorage()
+    other: list[bool] = []
+
+    def try_lock() -> None:
+        with storage.lock(0.05) as acquired:
+            other.append(acquired)
+
     with storage.lock(1.0) as first:
         assert first
-        with storage.lock(0.05) as second:
-            assert not second
+        with storage.lock(0.05) as again:
+            assert again
+        thread = threading.Thread(target=try_lock)
+        thread.start()
+        thread.join()
+    assert other == [False]
 
 
 @pytest.mark.parametrize(("lifetime", "margin"), [(3600, 120), (30, 15), (5, 2.5), (200, 100)])

@@ -55,11 +55,15 @@ class SessionStorage(Protocol):
 
 
 class MemoryStorage:
-    """The session in this process's memory only: gone when the process exits."""
+    """The session in this process's memory only: gone when the process exits.
+
+    Its lock is re-entrant in one thread, like ``filelock``'s, so that an event listener that
+    signs out from inside a refresh does not wait on itself.
+    """
 
     def __init__(self, session: Session | None = None) -> None:
         self._session = session
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def load(self) -> Session | None:
         return self._session
