@@ -174,9 +174,9 @@ def refresh_grant(ctx: AuthContext, *, refresh_token: object) -> IssuedSession:
             if user is None:
                 raise AuthError("refresh_token_not_found")
             granted = (issued_token, user, tx.identities_of(user.id))
-            log.info("refresh granted", extra=extra)
     if granted is None:
         raise AuthError("refresh_token_already_used")
+    log.info("refresh granted", extra=extra)  # after the commit: only what really happened
     issued_token, user, identities = granted
     return issue_session(
         ctx, user=user, identities=identities, session=session, refresh_token=issued_token, now=now

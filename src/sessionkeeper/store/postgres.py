@@ -33,6 +33,7 @@ POOL_TIMEOUT = 5.0  # seconds a request waits for a connection before a 503
 CONNECT_TIMEOUT = 3  # seconds to open one connection (libpq's connect_timeout)
 LOCK_TIMEOUT = 5.0  # seconds a refresh waits for its family's row lock before a 409
 STATEMENT_TIMEOUT = 15.0  # seconds any statement may run: a stuck query must not pin a worker
+FAIL_FAST_WINDOW = 1.0  # seconds after a failed connection in which requests fail at once
 RECONNECT_TIMEOUT = 1.0  # seconds the pool retries one failed connection in the background
 MIGRATION_LOCK = 0x5E55_10_4B  # pg_advisory_xact_lock key: one instance migrates at a time
 
@@ -54,7 +55,12 @@ class PostgresStore:
         options = (
             f"-c lock_timeout={int(lock_timeout * 1000)}"
             f" -c statement_timeout={int(statement_timeout * 1000)}"
+            # The rotation rules rely on READ COMMITTED (each statement sees what committed
+            # before it, so the re-read under the row lock is fresh), whatever the server's
+            # default_transaction_isolation says.
+            " -c default_transaction_isolation=read\\ committed"
         )
+        self._failed_at = -FAIL_FAST_WINDOW
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -65,6 +71,7 @@ class PostgresStore:
             # Give up a background reconnection quickly: the next request asks for a new one, so
             # service resumes as soon as the database is back, not after an exponential backoff.
             reconnect_timeout=RECONNECT_TIMEOUT,
+            reconnect_failed=self._note_failure,
             kwargs={
                 "autocommit": True,  # transactions are explicit blocks
                 "row_factory": dict_row,
@@ -77,6 +84,9 @@ class PostgresStore:
         self._last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
+
+    def _note_failure(self, pool: ConnectionPool[Any] | None = None) -> None:
+        self._failed_at = time.monotonic()
 
     def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
         """Ping a connection that sat unused for a while (a restarted database leaves every
@@ -92,6 +102,15 @@ class PostgresStore:
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         self._open_pool()
+        if (
+            time.monotonic() - self._failed_at < FAIL_FAST_WINDOW
+            and self._pool.get_stats().get("pool_available", 0) == 0
+        ):
+            # The database refused a connection a moment ago and none is ready: answer 503 now
+            # instead of holding a worker for the whole pool timeout. One request per window
+            # still waits for a connection, which is how the pool notices the database is back.
+            self._failed_at = time.monotonic()
+            raise StoreUnavailableError("database unreachable (a connection failed just now)")
         try:
             with self._pool.connection(timeout=self.pool_timeout) as conn:
                 try:
@@ -102,6 +121,7 @@ class PostgresStore:
             wait = f"{self.pool_timeout:.0f} s"
             raise StoreUnavailableError(f"no database connection within {wait}") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self._note_failure()
             raise StoreUnavailableError(f"database unreachable: {_first_line(exc)}") from exc
 
     @contextmanager
@@ -115,10 +135,12 @@ class PostgresStore:
                 raise DuplicateError(_first_line(exc)) from exc
             except pg_errors.LockNotAvailable as exc:
                 raise StoreConflictError("the session is locked by another request") from exc
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise StoreUnavailableError(f"database failed: {_first_line(exc)}") from exc
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
+                raise StoreConflictError(f"concurrent update: {_first_line(exc)}") from exc
+            except psycopg.ProgrammingError:
+                raise  # a bug in a query, not an outage: let it surface as one
             except psycopg.Error as exc:
-                raise StoreUnavailableError(f"database error: {_first_line(exc)}") from exc
+                raise StoreUnavailableError(f"database failed: {_first_line(exc)}") from exc
 
     def migrate(self) -> list[str]:
         """Apply pending migrations in one transaction under an advisory lock, so instances
@@ -127,6 +149,10 @@ class PostgresStore:
         with self._connection() as conn:
             try:
                 with conn.transaction():
+                    # Another instance may be migrating: wait for it as long as it takes, and
+                    # let DDL on a large table run past the per-request statement timeout.
+                    conn.execute("SET LOCAL lock_timeout = 0")
+                    conn.execute("SET LOCAL statement_timeout = 0")
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
                     conn.execute(CREATE_LEDGER)
                     done = {

@@ -16,6 +16,12 @@ from sessionkeeper.core.ratelimit import Verdict
 from sessionkeeper.errors import StoreUnavailableError
 from sessionkeeper.logs import fingerprint
 
+_REFUND = """
+local n = tonumber(redis.call('get', KEYS[1]) or '0')
+if n > 0 then return redis.call('decr', KEYS[1]) end
+return 0
+"""
+
 
 class RedisRateLimiter:
     """At most ``limit`` hits per key per window, counted across instances; 0 turns it off."""
@@ -37,6 +43,7 @@ class RedisRateLimiter:
         self._client = client
         self._clock = clock
         self._base = f"{prefix}rl:{name}:"
+        self._refund = client.register_script(_REFUND)
 
     def _key(self, key: str) -> tuple[str, float]:
         now = self._clock.now()
@@ -63,7 +70,8 @@ class RedisRateLimiter:
             return
         counter, _ = self._key(key)
         try:
-            if int(self._client.decr(counter)) < 0:
-                self._client.set(counter, 0, keepttl=True)
+            # Only a counter that exists and is above zero: a refund that arrives after its
+            # window ended must not create a key (with no TTL) or credit the next window.
+            self._refund(keys=[counter])
         except redis.RedisError as exc:
             raise StoreUnavailableError(f"rate-limit counters unreachable: {exc}") from exc

@@ -20,8 +20,9 @@ rotation rule 3 needs) live as long as the session.
 
 **Atomicity:** a write transaction buffers its writes and applies them in one ``MULTI/EXEC``.
 ``lock_session`` takes ``lock:{sid}`` (``SET NX PX``, waiting at most ``lock_timeout``, then
-``StoreConflictError``) and ``WATCH``es the lock and the session key, so the commit fails rather
-than write through a lock that expired or over a session that a logout deleted meanwhile.
+``StoreConflictError``) and ``WATCH``es the session and its token set; locks are renewed while a
+transaction gathers more of them and checked at commit, so the commit fails rather than write
+through a lock that lapsed or over a family that another writer changed meanwhile.
 Times written by the caller (``updated_at``, ``revoked_at``) come from the injected clock; TTLs
 are computed relative to them, so tests with a manual clock behave like production.
 """
@@ -52,6 +53,19 @@ PRUNE_USER_INDEX_AT = 64  # session ids per user before expired ones are swept f
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
+# Extend every lock this transaction holds (KEYS[i] with nonce ARGV[i], new life ARGV[#KEYS+1]);
+# returns how many were still ours. Called while a transaction collects many locks (a global
+# logout) so the first ones do not lapse before the commit.
+_EXTEND = """
+local n = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[i] then
+    redis.call('pexpire', key, ARGV[#KEYS + 1])
+    n = n + 1
+  end
+end
+return n
+"""
 
 Write = tuple[str, tuple[Any, ...], dict[str, Any]]
 
@@ -92,6 +106,7 @@ class RedisSessions:
             decode_responses=True,
         )
         self._release = self.client.register_script(_RELEASE)
+        self._extend = self.client.register_script(_EXTEND)
 
     def key(self, kind: str, ident: str) -> str:
         return f"{self.prefix}{kind}:{ident}"
@@ -197,10 +212,7 @@ class RedisTransaction:
         if not self._writes:
             return
         pipe = self._pipe
-        if self._locks:
-            held = pipe.mget(list(self._locks))  # immediate mode: the keys are WATCHed
-            if held != list(self._locks.values()):
-                raise StoreConflictError("the session lock expired before the commit")
+        self._extend_locks()  # still ours? (a lapsed lock is a conflict, never a blind write)
         plan = self._expiry_plan()
         pipe.multi()
         for command, args, kwargs in self._writes:
@@ -247,6 +259,7 @@ class RedisTransaction:
             return self.session_by_id(session_id)
         lock_key = self._s.key("lock", session_id)
         if lock_key not in self._locks:
+            self._extend_locks()
             nonce = secrets.token_hex(16)
             deadline = time.monotonic() + self._s.lock_timeout
             pause = 0.001
@@ -257,18 +270,30 @@ class RedisTransaction:
                 pause = min(pause * 2, 0.02)
             self._locks[lock_key] = nonce
             # From here on reads go through the transaction's connection, which watches the
-            # lock and the session: a commit after either changed is refused, not applied.
-            self._pipe.watch(lock_key, self._s.key("s", session_id))  # type: ignore[no-untyped-call]
+            # session and its token set: every write to a family touches one of them, so if a
+            # lapsed lock let another writer in, the commit is refused, not applied. (The lock
+            # keys themselves are not watched: renewing them must not abort our own commit.)
+            family_keys = self._s.key("s", session_id), self._s.key("f", session_id)
+            self._pipe.watch(*family_keys)  # type: ignore[no-untyped-call]
             self._reader = self._pipe
             self._forget_clean()
         return self.session_by_id(session_id)
+
+    def _extend_locks(self) -> None:
+        """Renew the locks already held (one round trip), or fail if one has lapsed."""
+        if not self._locks:
+            return
+        keys, nonces = list(self._locks), list(self._locks.values())
+        held = self._s._extend(keys=keys, args=[*nonces, LOCK_TTL_MS], client=self._s.client)
+        if int(held) != len(keys):
+            raise StoreConflictError("a session lock expired during the request")
 
     def _forget_clean(self) -> None:
         """Drop cached reads made before the lock (they may be stale); keep our own writes."""
         for cache in (self._sessions, self._tokens):
             for ident in [i for i in cache if i not in self._dirty]:
                 del cache[ident]
-        self._families = {sid: ids for sid, ids in self._families.items() if sid in self._dirty}
+        self._families = {sid: ids for sid, ids in self._families.items() if sid in self._touched}
 
     def update_session(self, session: SessionRecord) -> None:
         self._put_session(session)
@@ -326,8 +351,17 @@ class RedisTransaction:
         self._family(token.session_id).add(token.id)
         self._queue("sadd", self._s.key("f", token.session_id), token.id)
         parent = self._token(token.parent_id) if token.parent_id else None
+        if parent is not None and parent.id not in self._family(token.session_id):
+            # A spent token given a new child (rule 4) is needed again by rule 3: back into the
+            # family, where it lives as long as the session (the expiry plan sees to its TTL).
+            self._family(token.session_id).add(parent.id)
+            self._queue("sadd", self._s.key("f", token.session_id), parent.id)
         grandparent = self._token(parent.parent_id) if parent and parent.parent_id else None
-        if grandparent is not None and grandparent.revoked_at is not None:
+        if (
+            grandparent is not None
+            and grandparent.revoked_at is not None
+            and not self._has_live_child(grandparent.id)
+        ):
             # Rule 3 needs only the parent of a live token: the grandparent is now spent and
             # stays findable (a replay still revokes the family) for ``retention``.
             ttl = int(self._s.retention * 1000)
@@ -335,6 +369,12 @@ class RedisTransaction:
             self._queue("pexpire", self._s.key("h", grandparent.token_hash), ttl)
             self._queue("srem", self._s.key("f", token.session_id), grandparent.id)
             self._family(token.session_id).discard(grandparent.id)
+
+    def _has_live_child(self, token_id: str) -> bool:
+        """Whether a live token of the family still names ``token_id`` as its parent (a branch
+        opened by rule 4): then rule 3 may still need it, and it stays in the family."""
+        token = self._token(token_id)
+        return token is not None and self.live_child_of(token_id) is not None
 
     def refresh_token_by_hash(self, token_hash: str) -> RefreshTokenRecord | None:
         token_id = self._reader.get(self._s.key("h", token_hash))

@@ -3,8 +3,12 @@
 One ``transaction()`` spans both. The SQL transaction opens only when an account or key is
 touched (a refresh reads the user once; a logout never does), and commits after Redis's
 ``MULTI/EXEC``: if Redis refuses (a lock lost, an outage), the SQL part rolls back with it. The
-reverse failure — Redis committed, SQL's commit then failing — can only leave a session whose
-user row was not updated (``last_sign_in_at``), which nothing depends on.
+reverse failure — Redis committed, then SQL's commit failing (the database lost at that very
+moment) — leaves the Redis half applied: a sign-in's session exists without ``last_sign_in_at``
+updated, a sign-up may leave a session whose user was never created (it can never refresh:
+``refresh_token_not_found``), and a password change may have ended the other sessions while the
+password stayed unchanged (the user signs in again with the old one). None of these grants
+access that the rules would refuse; the opposite order could.
 """
 
 from __future__ import annotations
