@@ -209,6 +209,9 @@ class SessionGuard:
         self.retry_after = retry_after
         self.metrics = GuardMetrics()
         self._bearer = transport == "bearer"
+        # Immutable, so one instance serves every request (saves an allocation per request).
+        self._no_token = RequestAuth(self.transport, False, None, self)
+        self._accepted = RequestAuth(self.transport, True, None, self)
 
     def is_protected(self, path: str) -> bool:
         if path in self._public_exact or path.startswith(self._public_prefixes):
@@ -254,9 +257,10 @@ class SessionGuard:
             if path == self.whoami_path or self.is_protected(path):
                 if token is None:
                     raise Rejection(Reason.MISSING_TOKEN, "no token")
-                principal = await self.authenticate(token)
+                cached = self.verifier.cached(token) if self.liveness is None else None
+                principal = cached or await self.authenticate(token)
             elif token is None:
-                scope[AUTH_KEY] = RequestAuth(self.transport, False, None, self)
+                scope[AUTH_KEY] = self._no_token
                 await self._call_unprotected(scope, receive, send, None)
                 return
             else:
@@ -267,7 +271,7 @@ class SessionGuard:
             return
         self.metrics.accepted += 1
         scope[PRINCIPAL_KEY] = principal
-        scope[AUTH_KEY] = RequestAuth(self.transport, True, None, self)
+        scope[AUTH_KEY] = self._accepted
         if path == self.whoami_path and kind == "http":
             await whoami(scope, receive, send)
             return
