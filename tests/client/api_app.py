@@ -25,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sessionkeeper.logs import fingerprint
+
 
 class Counters:
     def __init__(self) -> None:
@@ -35,6 +37,7 @@ class Counters:
         self.attempts: Counter[str] = Counter()
         self.received: Counter[str] = Counter()
         self.created: Counter[str] = Counter()
+        self.tokens: Counter[str] = Counter()  # bearer tokens seen, by fingerprint
         self.reject_all = False
 
     def snapshot(self) -> dict[str, Any]:
@@ -43,6 +46,7 @@ class Counters:
             "attempts": dict(self.attempts),
             "received": dict(self.received),
             "created": dict(self.created),
+            "tokens": dict(self.tokens),
         }
 
 
@@ -66,6 +70,7 @@ def build_app() -> Starlette:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
+        counters.tokens[fingerprint(token)] += 1
         try:
             key = keys_for(token).get_signing_key_from_jwt(token)
             claims: dict[str, Any] = jwt.decode(

@@ -17,6 +17,7 @@ import pytest
 
 from sessionkeeper.client import AuthEvent, Session, SessionAuth, SessionKeeper
 from sessionkeeper.clock import ManualClock
+from sessionkeeper.logs import fingerprint
 from tests.client.conftest import (
     PASSWORD,
     TOKEN_LIFE,
@@ -60,6 +61,11 @@ def _thread_calls(keeper_auth: SessionAuth, url: str, threads: int, each: int) -
     return statuses
 
 
+def _access_token(keeper: SessionKeeper) -> str:
+    assert keeper.session is not None
+    return keeper.session.access_token
+
+
 def _expired_keeper(auth: ServerProcess, keepers: Keepers) -> SessionKeeper:
     """A signed-in keeper whose token has expired by its own clock (the server still takes it)."""
     clock = ManualClock(1_900_000_000.0)
@@ -73,6 +79,7 @@ async def test_1000_asyncio_calls_with_an_expired_token_refresh_once(
     auth: ServerProcess, api: Api, keepers: Keepers
 ) -> None:
     keeper = _expired_keeper(auth, keepers)
+    expired = _access_token(keeper)
     events = Events(keeper)
 
     statuses = await _async_calls(SessionAuth(keeper), f"{api.url}/api/echo", 1000)
@@ -80,19 +87,25 @@ async def test_1000_asyncio_calls_with_an_expired_token_refresh_once(
     assert statuses == {200: 1000}
     assert refresh_requests(auth) == 1
     assert events.names() == [AuthEvent.TOKEN_REFRESHED]
-    # Nobody needed a second attempt: the token was replaced before any call went out.
+    # Nobody needed a second attempt: the token was replaced before any call went out, and the
+    # API saw only the new one — the expired token never left the client.
     assert set(api.stats()["attempts"].values()) == {1}
+    assert api.stats()["tokens"] == {fingerprint(_access_token(keeper)): 1000}
+    assert _access_token(keeper) != expired
 
 
 def test_50_threads_with_an_expired_token_refresh_once(
     auth: ServerProcess, api: Api, keepers: Keepers
 ) -> None:
     keeper = _expired_keeper(auth, keepers)
+    expired = _access_token(keeper)
 
     statuses = _thread_calls(SessionAuth(keeper), f"{api.url}/api/echo", threads=50, each=4)
 
     assert statuses == {200: 200}
     assert refresh_requests(auth) == 1
+    assert api.stats()["tokens"] == {fingerprint(_access_token(keeper)): 200}
+    assert _access_token(keeper) != expired
 
 
 def test_a_sync_and_an_async_client_sharing_one_keeper_refresh_once(
