@@ -23,6 +23,10 @@ rotation rule 3 needs) live as long as the session.
 ``StoreConflictError``) and ``WATCH``es the session and its token set; locks are renewed while a
 transaction gathers more of them and checked at commit, so the commit fails rather than write
 through a lock that lapsed or over a family that another writer changed meanwhile.
+Reads that would take several round trips (a token by its hash, a family with its tokens, the
+lock together with the session it guards) are small Lua scripts, so a refresh costs about six
+round trips. Keys of one family are not hash-tagged together: use a single Redis primary (with
+replicas or Sentinel), not Redis Cluster.
 Times written by the caller (``updated_at``, ``revoked_at``) come from the injected clock; TTLs
 are computed relative to them, so tests with a manual clock behave like production.
 """
@@ -53,6 +57,27 @@ PRUNE_USER_INDEX_AT = 64  # session ids per user before expired ones are swept f
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
+# Reads that would cost several round trips, in one. Token keys are built from the prefix
+# passed in ARGV (sessionkeeper's keys are not spread over a Redis Cluster).
+# Appends each token id of the family set KEYS[n] and its record (token keys are ARGV[n] .. id).
+_FAMILY_INTO = """
+for _, id in ipairs(redis.call('smembers', KEYS[{n}])) do
+  table.insert(out, id)
+  table.insert(out, redis.call('get', ARGV[{n}] .. id) or false)
+end
+return out
+"""
+_FAMILY = "local out = {}" + _FAMILY_INTO.format(n=1)
+# Take a session's lock and, if it was free, read the session and its family in the same step.
+_LOCK_AND_LOAD = (
+    "if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end\n"
+    "local out = {1, redis.call('get', KEYS[2]) or false}" + _FAMILY_INTO.format(n=3)
+)
+_BY_HASH = """
+local id = redis.call('get', KEYS[1])
+if not id then return false end
+return {id, redis.call('get', ARGV[1] .. id) or false}
+"""
 # Extend every lock this transaction holds (KEYS[i] with nonce ARGV[i], new life ARGV[#KEYS+1]);
 # returns how many were still ours. Called while a transaction collects many locks (a global
 # logout) so the first ones do not lapse before the commit.
@@ -107,6 +132,9 @@ class RedisSessions:
         )
         self._release = self.client.register_script(_RELEASE)
         self._extend = self.client.register_script(_EXTEND)
+        self._lock_and_load = self.client.register_script(_LOCK_AND_LOAD)
+        self._load_family = self.client.register_script(_FAMILY)
+        self._by_hash = self.client.register_script(_BY_HASH)
 
     def key(self, kind: str, ident: str) -> str:
         return f"{self.prefix}{kind}:{ident}"
@@ -172,6 +200,7 @@ class RedisTransaction:
         self._families: dict[str, set[str]] = {}
         self._dirty: set[str] = set()  # ids of sessions and tokens written here
         self._touched: set[str] = set()  # sessions whose family changed here
+        self._ids_by_hash: dict[str, str] = {}  # token hash -> id (never changes)
 
     # Buffered writes -----------------------------------------------------------------------
     def _queue(self, command: str, *args: Any, **kwargs: Any) -> None:
@@ -188,6 +217,7 @@ class RedisTransaction:
 
     def _put_token(self, token: RefreshTokenRecord) -> None:
         self._tokens[token.id] = token
+        self._ids_by_hash[token.token_hash] = token.id
         self._dirty.add(token.id)
         self._touched.add(token.session_id)
         self._queue("set", self._s.key("t", token.id), json.dumps(asdict(token)))
@@ -261,23 +291,46 @@ class RedisTransaction:
         if lock_key not in self._locks:
             self._extend_locks()
             nonce = secrets.token_hex(16)
+            s_key, f_key = self._s.key("s", session_id), self._s.key("f", session_id)
             deadline = time.monotonic() + self._s.lock_timeout
             pause = 0.001
-            while not self._s.client.set(lock_key, nonce, nx=True, px=LOCK_TTL_MS):
+            while True:
+                # One round trip: the lock, and when we get it, the session and its family.
+                got = self._s._lock_and_load(
+                    keys=[lock_key, s_key, f_key],
+                    args=[nonce, LOCK_TTL_MS, self._s.key("t", "")],
+                    client=self._s.client,
+                )
+                if got[0] == 1:
+                    break
                 if time.monotonic() >= deadline:
                     raise StoreConflictError("the session is locked by another request")
                 time.sleep(pause)
                 pause = min(pause * 2, 0.02)
             self._locks[lock_key] = nonce
-            # From here on reads go through the transaction's connection, which watches the
-            # session and its token set: every write to a family touches one of them, so if a
-            # lapsed lock let another writer in, the commit is refused, not applied. (The lock
-            # keys themselves are not watched: renewing them must not abort our own commit.)
-            family_keys = self._s.key("s", session_id), self._s.key("f", session_id)
-            self._pipe.watch(*family_keys)  # type: ignore[no-untyped-call]
-            self._reader = self._pipe
-            self._forget_clean()
+            # The commit goes through this connection, which watches the session and its token
+            # set: every write to a family touches one of them, so if a lapsed lock let another
+            # writer in, the commit is refused, not applied. (The lock keys are not watched:
+            # renewing them must not abort our own commit.)
+            self._pipe.watch(s_key, f_key)  # type: ignore[no-untyped-call]
+            self._forget_clean()  # reads made before the lock may be stale
+            if session_id not in self._dirty:
+                raw = got[1]
+                self._sessions[session_id] = SessionRecord(**json.loads(raw)) if raw else None
+            self._remember_family(session_id, got[2:])
         return self.session_by_id(session_id)
+
+    def _remember_family(self, session_id: str, pairs: list[Any]) -> None:
+        """Cache a family read by a script (``[id, json, id, json, ...]``); our own buffered
+        writes win over what the store still holds."""
+        if session_id not in self._families:  # else it holds this transaction's additions
+            self._families[session_id] = set(pairs[0::2])
+        for tid, raw in zip(pairs[0::2], pairs[1::2], strict=True):
+            if tid not in self._dirty:
+                record = RefreshTokenRecord(**json.loads(raw)) if raw else None
+                self._tokens[tid] = record
+                if record is not None:
+                    self._ids_by_hash[record.token_hash] = tid
 
     def _extend_locks(self) -> None:
         """Renew the locks already held (one round trip), or fail if one has lapsed."""
@@ -328,7 +381,12 @@ class RedisTransaction:
     # Refresh tokens ------------------------------------------------------------------------
     def _family(self, session_id: str) -> set[str]:
         if session_id not in self._families:
-            self._families[session_id] = set(self._reader.smembers(self._s.key("f", session_id)))
+            pairs = self._s._load_family(
+                keys=[self._s.key("f", session_id)],
+                args=[self._s.key("t", "")],
+                client=self._s.client,
+            )
+            self._remember_family(session_id, pairs)
         return self._families[session_id]
 
     def _token(self, token_id: str) -> RefreshTokenRecord | None:
@@ -339,12 +397,7 @@ class RedisTransaction:
 
     def _family_tokens(self, session_id: str) -> list[RefreshTokenRecord]:
         ids = sorted(self._family(session_id))
-        missing = [tid for tid in ids if tid not in self._tokens]
-        if missing:
-            raws = self._reader.mget([self._s.key("t", tid) for tid in missing])
-            for tid, raw in zip(missing, raws, strict=True):
-                self._tokens[tid] = RefreshTokenRecord(**json.loads(raw)) if raw else None
-        return [t for tid in ids if (t := self._tokens[tid]) is not None]
+        return [t for tid in ids if (t := self._token(tid)) is not None]
 
     def insert_refresh_token(self, token: RefreshTokenRecord) -> None:
         self._put_token(token)
@@ -377,11 +430,21 @@ class RedisTransaction:
         return token is not None and self.live_child_of(token_id) is not None
 
     def refresh_token_by_hash(self, token_hash: str) -> RefreshTokenRecord | None:
-        token_id = self._reader.get(self._s.key("h", token_hash))
+        token_id = self._ids_by_hash.get(token_hash)
         if token_id is None:
-            # Not committed yet? A token written earlier in this transaction.
-            written = (t for t in self._tokens.values() if t and t.token_hash == token_hash)
-            return next(written, None)
+            got = self._s._by_hash(
+                keys=[self._s.key("h", token_hash)],
+                args=[self._s.key("t", "")],
+                client=self._s.client,
+            )
+            if not got:
+                return None
+            token_id, raw = got
+            self._ids_by_hash[token_hash] = token_id
+            if token_id not in self._dirty:
+                self._tokens[token_id] = RefreshTokenRecord(**json.loads(raw)) if raw else None
+        # After ``lock_session`` the family's tokens were re-read under the lock: a token of
+        # the family comes from there, fresh; any other is read again (``_forget_clean``).
         return self._token(token_id)
 
     def live_child_of(self, token_id: str) -> RefreshTokenRecord | None:
