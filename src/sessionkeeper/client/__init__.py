@@ -14,6 +14,7 @@ from sessionkeeper.client.errors import (
     IssuerError,
     IssuerUnavailableError,
     SessionClientError,
+    StorageUnreadableError,
 )
 from sessionkeeper.client.events import AuthEvent
 from sessionkeeper.client.keeper import SessionKeeper
@@ -34,4 +35,5 @@ __all__ = [
     "SessionClientError",
     "SessionKeeper",
     "SessionStorage",
+    "StorageUnreadableError",
 ]

@@ -43,3 +43,9 @@ class IssuerError(SessionClientError):
         self.code = code
         self.message = message
         super().__init__(f"{status} {code}: {message}")
+
+
+class StorageUnreadableError(SessionClientError):
+    """Shared storage holds something that cannot be read as a session (an I/O error, a
+    truncated or corrupt file). Not a sign-out: the keeper keeps the session it has in memory
+    and overwrites the file at its next refresh."""

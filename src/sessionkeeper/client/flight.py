@@ -47,10 +47,15 @@ class Wait:
     reauth: bool
     poll: Callable[[], None] | None = None
     slice_seconds: float = 1.0
+    #: Why the keeper needs re-authentication, if it does: a refresh that was refused while we
+    #: waited turned into a wait for the user, and the call fails as expired, not unavailable.
+    expired: Callable[[], str | None] | None = None
 
     def timed_out(self) -> Exception:
         if self.reauth:
             return AuthExpiredError("reauth_timeout", "timed out waiting for re-authentication")
+        if self.expired is not None and (reason := self.expired()) is not None:
+            return AuthExpiredError(reason)
         return IssuerUnavailableError("timed out waiting for the token refresh")
 
     def result(self) -> Session:
@@ -60,6 +65,8 @@ class Wait:
             try:
                 return self.future.result(self._next_slice(deadline))
             except concurrent.futures.TimeoutError:
+                if self.future.done():  # the flight itself failed with a TimeoutError
+                    return self.future.result()
                 self._between_slices()
 
     async def aresult(self) -> Session:
@@ -70,6 +77,8 @@ class Wait:
                 slice_seconds = self._next_slice(deadline)
                 return await asyncio.wait_for(asyncio.wrap_future(self.future), slice_seconds)
             except TimeoutError:
+                if self.future.done():  # the flight itself failed with a TimeoutError
+                    return self.future.result()
                 self._between_slices()
 
     def _next_slice(self, deadline: float) -> float:

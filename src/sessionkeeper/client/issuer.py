@@ -95,7 +95,9 @@ class Issuer:
         if status < 400:
             return response
         code, message = _error_of(response)
-        if status >= 500 or status in _TRANSIENT_4XX:
+        if status >= 500 or status in _TRANSIENT_4XX or code.startswith("http_"):
+            # A 4xx without an auth-server error code (an HTML 404 from a load balancer, a
+            # maintenance page) says nothing about the session: transient, never a sign-out.
             raise IssuerUnavailableError(f"{method} {path}: {status} {code}")
         raise IssuerError(status, code, message)
 

@@ -37,6 +37,7 @@ from sessionkeeper.client.errors import (
     IssuerError,
     IssuerUnavailableError,
     SessionClientError,
+    StorageUnreadableError,
 )
 from sessionkeeper.client.events import AuthEvent, Listener, Listeners
 from sessionkeeper.client.flight import Flight, Wait, running_future
@@ -106,7 +107,7 @@ class SessionKeeper:
         self._next_watch = time.monotonic() + self.policy.watch_interval
         self._closed = threading.Event()
         self._ticker: threading.Thread | None = None
-        stored = self._storage.load()
+        stored = self._load_or(None)
         if stored is not None:
             self._current = self._prepare(stored)
 
@@ -263,7 +264,9 @@ class SessionKeeper:
             if not valid:
                 assert flight is not None
                 flight.must_replace = True
-                plan = Wait(flight.future, self.policy.wait_timeout, reauth=False)
+                plan = Wait(
+                    flight.future, self.policy.wait_timeout, reauth=False, expired=self._expired
+                )
         if start is not None:
             start()
         return plan
@@ -282,11 +285,17 @@ class SessionKeeper:
             if flight is None:
                 flight, start = self._new_flight(current.session, must_replace=True)
             flight.must_replace = True
-            wait = Wait(flight.future, self.policy.wait_timeout, reauth=False)
+            wait = Wait(
+                flight.future, self.policy.wait_timeout, reauth=False, expired=self._expired
+            )
         log.info("401: recovering with a refresh", extra={"token": fingerprint(used)})
         if start is not None:
             start()
         return wait
+
+    def _expired(self) -> str | None:
+        """Why re-authentication is needed, if it is (read when a wait times out)."""
+        return self._needs_reauth
 
     def _reauth_wait(self) -> Wait:
         """Called under the mutex in the *needs re-auth* state."""
@@ -311,10 +320,26 @@ class SessionKeeper:
         self._next_watch = now + self.policy.watch_interval
         self._check_storage()
 
+    def _load_or(self, fallback: Session | None) -> Session | None:
+        """What storage holds; ``fallback`` when it holds something unreadable (a corrupt or
+        unreadable file is not a sign-out: the session in memory is kept, and the next save
+        repairs the file)."""
+        try:
+            return self._storage.load()
+        except StorageUnreadableError as exc:
+            log.warning(
+                "shared session storage unreadable; keeping the session in memory",
+                extra={"error": str(exc)[:200]},
+            )
+            return fallback
+
     def _check_storage(self) -> None:
         if not self._storage.changed():
             return
-        stored = self._storage.load()
+        try:
+            stored = self._storage.load()
+        except StorageUnreadableError:
+            return  # logged by storage; keep what we have
         with self._mutex:
             if stored is None:
                 events = self._clear("signed_out_elsewhere")
@@ -350,9 +375,24 @@ class SessionKeeper:
     def _fly(self, flight: Flight) -> None:
         try:
             session = self._reauth(flight.stale) if flight.reauth_only else self._refresh(flight)
-        except BaseException as exc:
+        except SessionClientError as exc:
             self._land(flight)
             flight.future.set_exception(exc)
+        except BaseException as exc:
+            # Not the issuer's answer: a bug, a storage failure, a callback that raised. Back
+            # off like a transient failure (no refresh storm on every call), keep the session,
+            # and hand callers a client error rather than whatever was raised.
+            with self._mutex:
+                self._failures += 1
+                self._retry_at = time.monotonic() + self.policy.backoff(self._failures)
+            log.warning(
+                "refresh failed unexpectedly; session kept, backing off",
+                extra={"error": type(exc).__name__},
+            )
+            self._land(flight)
+            failure = IssuerUnavailableError(f"refresh failed: {type(exc).__name__}")
+            failure.__cause__ = exc
+            flight.future.set_exception(failure)
         else:
             self._land(flight)
             flight.future.set_result(session)
@@ -371,7 +411,7 @@ class SessionKeeper:
                 deadline = deadline or time.monotonic() + self.policy.refresh_deadline
                 self._sleep_until_retry(deadline)
             with self._storage.lock(self.policy.lock_timeout):
-                stored = self._storage.load()
+                stored = self._load_or(stale)
                 adopted = self._adopt_stored(stored, stale, flight)
                 if adopted is not None:
                     return adopted
@@ -385,7 +425,7 @@ class SessionKeeper:
                         return kept
                     continue
                 except IssuerError as exc:
-                    newer = self._storage.load()  # another process may hold a newer token
+                    newer = self._load_or(None)  # another process may hold a newer token
                     if newer is not None and not _same(newer, stale):
                         return self._install_adopted(newer)
                     log.warning(
@@ -394,12 +434,23 @@ class SessionKeeper:
                     )
                     reason = exc.code
                     break
-                self._storage.save(session)
+                # In memory first: the server has rotated the token, so losing this session
+                # to a failed write would lose the family.
                 self._record_success(stale, session)
+                self._save_quietly(session)
                 return session
         # Outside the lock: the callback may sign in again, which takes it.
         validate = flight.must_replace and stale.refresh_token is None
         return self._reauth(stale, reason=reason, validate=validate)
+
+    def _save_quietly(self, session: Session) -> None:
+        try:
+            self._storage.save(session)
+        except OSError as exc:
+            log.warning(
+                "could not write the refreshed session to shared storage; kept in memory",
+                extra={"error": type(exc).__name__, "token": fingerprint(session.access_token)},
+            )
 
     def _blocking(self, flight: Flight) -> bool:
         """Whether a caller needs this flight's result (it then retries transient failures)."""

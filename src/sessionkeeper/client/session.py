@@ -25,8 +25,8 @@ class Session:
     session is only replaced after a 401.
     """
 
-    access_token: str
-    refresh_token: str | None = None
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
     expires_in: float | None = None
     expires_at: float | None = None
     token_type: str = "bearer"  # noqa: S105  (the scheme, not a secret)

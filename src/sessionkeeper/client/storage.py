@@ -27,6 +27,7 @@ from typing import Protocol
 
 import filelock
 
+from sessionkeeper.client.errors import StorageUnreadableError
 from sessionkeeper.client.session import Session
 
 log = logging.getLogger("sessionkeeper.client")
@@ -35,8 +36,9 @@ log = logging.getLogger("sessionkeeper.client")
 class SessionStorage(Protocol):
     """What a keeper needs from a store of sessions.
 
-    - ``load``: the stored session, or ``None`` when there is none or it cannot be read. Must not
-      raise for bad contents.
+    - ``load``: the stored session, or ``None`` when there is none (signed out). When something is
+      stored but cannot be read (I/O error, corrupt contents), raise ``StorageUnreadableError``:
+      the keeper then keeps its in-memory session instead of treating it as a sign-out.
     - ``save``: store a session; ``None`` clears it (sign-out).
     - ``lock``: exclusive across every process sharing the storage, held around
       re-read + refresh + save. Waits at most ``timeout`` seconds and yields whether it got the
@@ -112,18 +114,18 @@ class FileStorage:
             log.warning(
                 "session file unreadable", extra={"path": str(self.path), "error": repr(exc)}
             )
-            return None
+            raise StorageUnreadableError(f"cannot read {self.path}: {exc}") from exc
         self._remember(signature)
         if not data.strip():
             return None
         try:
             return Session.from_stored(json.loads(data))
-        except (ValueError, TypeError, RecursionError):
+        except (ValueError, TypeError, RecursionError) as exc:
             # Never the contents in the log: they may hold a token.
             log.warning(
                 "session file is not a valid session; ignored", extra={"path": str(self.path)}
             )
-            return None
+            raise StorageUnreadableError(f"{self.path} does not hold a valid session") from exc
 
     def save(self, session: Session | None) -> None:
         if session is None:
@@ -152,11 +154,19 @@ class FileStorage:
 
     @contextlib.contextmanager
     def lock(self, timeout: float) -> Iterator[bool]:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lock.acquire(timeout=timeout)
-        except filelock.Timeout:
-            log.warning("session file lock busy; going on without it", extra={"timeout": timeout})
+            acquired = True
+        except (filelock.Timeout, OSError) as exc:
+            # Busy, or the lock file cannot be created (read-only or full disk): go on without
+            # it rather than make every refresh fail. The in-process single flight still holds.
+            log.warning(
+                "session file lock unavailable; going on without it",
+                extra={"timeout": timeout, "error": type(exc).__name__},
+            )
+            acquired = False
+        if not acquired:
             yield False
             return
         try:

@@ -1,0 +1,151 @@
+"""Failures around the refresh that are not the issuer's answer (found in review).
+
+A full disk, a corrupt shared file, a proxy's HTML 404, a flight that dies with a TimeoutError:
+none of them may lose the session, sign the user out, or turn every call into a new refresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from sessionkeeper.client import (
+    AuthEvent,
+    FileStorage,
+    IssuerUnavailableError,
+    MemoryStorage,
+    Session,
+    SessionKeeper,
+    SessionStorage,
+)
+from sessionkeeper.clock import ManualClock
+from tests.client.conftest import FAST, PASSWORD, TOKEN_LIFE, new_user, refresh_requests
+from tests.conftest import ServerProcess
+
+
+def _signed_in(
+    auth: ServerProcess, storage: SessionStorage | None = None, **options: Any
+) -> tuple[SessionKeeper, ManualClock, list[AuthEvent]]:
+    """A keeper on a manual clock, signed in as a new user, recording its events."""
+    clock = ManualClock(time.time())
+    keeper = SessionKeeper(auth.auth_url, storage=storage, clock=clock, policy=FAST, **options)
+    events: list[AuthEvent] = []
+    keeper.subscribe(lambda event, _: events.append(event))
+    keeper.sign_in(new_user(auth), PASSWORD)
+    return keeper, clock, events
+
+
+class FullDisk(MemoryStorage):
+    """Saves fail with ENOSPC while ``failing`` is set."""
+
+    failing = False
+
+    def save(self, session: Session | None) -> None:
+        if self.failing:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().save(session)
+
+
+def test_a_failed_save_keeps_the_refreshed_session_and_does_not_storm(
+    auth: ServerProcess,
+) -> None:
+    storage = FullDisk()
+    keeper, clock, events = _signed_in(auth, storage)
+    before = refresh_requests(auth)
+    storage.failing = True
+    clock.advance(TOKEN_LIFE - 5)  # inside the proactive margin: each call may refresh
+    headers = {keeper.get_authorization() for _ in range(20)}
+    assert len(headers) == 1  # every call got the refreshed token, kept in memory
+    assert refresh_requests(auth) - before == 1  # one grant, not one per call
+    assert events == [AuthEvent.SIGNED_IN, AuthEvent.TOKEN_REFRESHED]
+    keeper.close()
+
+
+def test_a_corrupt_shared_file_is_not_a_sign_out(auth: ServerProcess, tmp_path: object) -> None:
+    path = tmp_path / "session.json"  # type: ignore[operator]
+    keeper, clock, events = _signed_in(auth, FileStorage(path))
+    path.write_bytes(b'{"access_token": "trunc')  # another writer died mid-write
+    time.sleep(FAST.watch_interval + 0.05)
+    assert keeper.get_authorization().startswith("Bearer ")
+    clock.advance(TOKEN_LIFE + 1)  # expired: the refresh uses the session held in memory
+    assert keeper.get_authorization().startswith("Bearer ")
+    assert events == [AuthEvent.SIGNED_IN, AuthEvent.TOKEN_REFRESHED]
+    assert FileStorage(path).load() is not None  # the refresh repaired the file
+    keeper.close()
+
+
+def test_a_4xx_without_an_auth_error_code_is_transient(auth: ServerProcess) -> None:
+    """An HTML 404 from a proxy in front of the auth server says nothing about the session."""
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token") and request.url.params.get("grant_type") == (
+            "refresh_token"
+        ):
+            return httpx.Response(404, text="<html>Not Found</html>")
+        return httpx.Client().send(request)
+
+    keeper, clock, events = _signed_in(auth, transport=httpx.MockTransport(proxy))
+    clock.advance(TOKEN_LIFE - 5)  # token still valid: the caller notices nothing
+    assert keeper.get_authorization().startswith("Bearer ")  # starts a proactive refresh
+    time.sleep(1.0)  # let that background refresh meet the 404 (and back off)
+    assert keeper.get_authorization().startswith("Bearer ")
+    assert not keeper.needs_reauth
+    assert AuthEvent.NEEDS_REAUTH not in events
+    keeper.close()
+
+
+class TimingOutDisk(MemoryStorage):
+    """A storage whose save fails with the builtin TimeoutError (fsync on a stuck mount)."""
+
+    def save(self, session: Session | None) -> None:
+        if session is not None and session.refresh_token is not None and self.armed:
+            raise TimeoutError("fsync timed out")
+        super().save(session)
+
+    armed = False
+
+
+def test_a_flight_failing_with_timeouterror_does_not_spin_its_waiters(
+    auth: ServerProcess,
+) -> None:
+    storage = TimingOutDisk()
+    keeper, clock, _ = _signed_in(auth, storage)
+    storage.armed = True
+    clock.advance(TOKEN_LIFE + 1)
+    started = time.monotonic()
+    header = keeper.get_authorization()  # kept in memory although the save failed
+    assert header.startswith("Bearer ")
+    assert time.monotonic() - started < FAST.wait_timeout / 2
+    keeper.close()
+
+
+class BrokenLock(MemoryStorage):
+    """A custom storage whose lock raises something no client code expects."""
+
+    armed = False
+
+    def lock(self, timeout: float) -> contextlib.AbstractContextManager[bool]:
+        if self.armed:
+            raise RuntimeError("storage bug")
+        return super().lock(timeout)
+
+
+def test_unexpected_flight_errors_reach_callers_as_client_errors(auth: ServerProcess) -> None:
+    storage = BrokenLock()
+    keeper, clock, events = _signed_in(auth, storage)
+    storage.armed = True
+    clock.advance(TOKEN_LIFE + 1)
+    with pytest.raises(IssuerUnavailableError) as caught:
+        keeper.get_authorization()
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert not keeper.needs_reauth  # kept: not the issuer's verdict
+    storage.armed = False
+    time.sleep(FAST.backoff_max + 0.1)  # the back-off this failure started
+    assert keeper.get_authorization().startswith("Bearer ")
+    assert events == [AuthEvent.SIGNED_IN, AuthEvent.TOKEN_REFRESHED]
+    keeper.close()
