@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +26,14 @@ from sessionkeeper.client import (
     SessionStorage,
 )
 from sessionkeeper.clock import ManualClock
-from tests.client.conftest import FAST, PASSWORD, TOKEN_LIFE, new_user, refresh_requests
+from tests.client.conftest import (
+    FAST,
+    PASSWORD,
+    TOKEN_LIFE,
+    new_user,
+    refresh_requests,
+    requests_to,
+)
 from tests.conftest import ServerProcess
 
 
@@ -66,8 +75,8 @@ def test_a_failed_save_keeps_the_refreshed_session_and_does_not_storm(
     keeper.close()
 
 
-def test_a_corrupt_shared_file_is_not_a_sign_out(auth: ServerProcess, tmp_path: object) -> None:
-    path = tmp_path / "session.json"  # type: ignore[operator]
+def test_a_corrupt_shared_file_is_not_a_sign_out(auth: ServerProcess, tmp_path: Path) -> None:
+    path = tmp_path / "session.json"
     keeper, clock, events = _signed_in(auth, FileStorage(path))
     path.write_bytes(b'{"access_token": "trunc')  # another writer died mid-write
     time.sleep(FAST.watch_interval + 0.05)
@@ -148,4 +157,38 @@ def test_unexpected_flight_errors_reach_callers_as_client_errors(auth: ServerPro
     time.sleep(FAST.backoff_max + 0.1)  # the back-off this failure started
     assert keeper.get_authorization().startswith("Bearer ")
     assert events == [AuthEvent.SIGNED_IN, AuthEvent.TOKEN_REFRESHED]
+    keeper.close()
+
+
+def test_sign_out_calls_logout_even_when_a_request_sees_the_file_vanish_first(
+    auth: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request thread watching the shared file may notice the sign-out before ``sign_out``
+    finishes; the server must still hear ``POST /logout`` (the window is widened here)."""
+    keeper, _, events = _signed_in(auth, FileStorage(tmp_path / "session.json"))
+    unlink = Path.unlink
+
+    def slow_unlink(self: Path, missing_ok: bool = False) -> None:
+        unlink(self, missing_ok=missing_ok)
+        time.sleep(0.5)
+
+    monkeypatch.setattr(Path, "unlink", slow_unlink)
+    stop = threading.Event()
+
+    def requests() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                keeper.get_authorization()
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=requests)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        keeper.sign_out()
+    finally:
+        stop.set()
+        thread.join()
+    assert len(requests_to(auth, "/logout")) == 1
+    assert events.count(AuthEvent.SIGNED_OUT) == 1
     keeper.close()

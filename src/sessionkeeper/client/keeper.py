@@ -149,13 +149,16 @@ class SessionKeeper:
         the user), ``others``.
         """
         with self._storage.lock(self.policy.lock_timeout):
+            with self._mutex:
+                # Captured before the file goes: a request thread that notices the missing
+                # file could otherwise clear the session first, and /logout would be skipped.
+                current = self._current
             self._storage.save(None)
-            events = self._clear("signed_out")
+            with self._mutex:
+                events = self._clear("signed_out")
         self._emit(events)
-        if events:
-            session = events[0][1]
-            assert session is not None
-            self._logout_remote(session, scope)
+        if current is not None:
+            self._logout_remote(current.session, scope)
 
     async def asign_out(self, scope: str = "local") -> None:
         await asyncio.to_thread(self.sign_out, scope)
