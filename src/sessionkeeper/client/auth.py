@@ -37,12 +37,14 @@ class SessionAuth(httpx.Auth):
         request.headers["Authorization"] = authorization
         response = yield request
         if response.status_code != 401:
+            self.keeper.accepted(authorization)
             return
         authorization = self.keeper.recover(authorization)
         request.headers["Authorization"] = authorization
         response = yield request
         if response.status_code == 401:
             raise self.keeper.rejected(authorization)
+        self.keeper.accepted(authorization)
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -51,9 +53,11 @@ class SessionAuth(httpx.Auth):
         request.headers["Authorization"] = authorization
         response = yield request
         if response.status_code != 401:
+            self.keeper.accepted(authorization)
             return
         authorization = await self.keeper.arecover(authorization)
         request.headers["Authorization"] = authorization
         response = yield request
         if response.status_code == 401:
             raise self.keeper.rejected(authorization)
+        self.keeper.accepted(authorization)

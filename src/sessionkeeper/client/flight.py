@@ -32,6 +32,9 @@ class Flight:
     must_replace: bool
     reauth_only: bool = False
     future: concurrent.futures.Future[Session] = field(default_factory=running_future)
+    #: Started because the API answered 401: if the token it brings is refused too, the
+    #: session is gone (another refresh would not help).
+    after_401: bool = False
 
 
 @dataclass(frozen=True)

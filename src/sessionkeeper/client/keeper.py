@@ -104,6 +104,7 @@ class SessionKeeper:
         self._reauthed = running_future()
         self._failures = 0
         self._retry_at = 0.0  # monotonic: no proactive attempt before this
+        self._from_401: str | None = None  # the header a 401-recovery refresh produced
         self._next_watch = time.monotonic() + self.policy.watch_interval
         self._closed = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -218,6 +219,11 @@ class SessionKeeper:
         plan = self._recover_plan(used)
         return plan if isinstance(plan, str) else (await plan.aresult()).authorization
 
+    def accepted(self, used: str) -> None:
+        """A call made with ``used`` was not refused. Cheap: called on every response."""
+        if self._from_401 is not None and used == self._from_401:
+            self._from_401 = None  # the refreshed token works: a later 401 deserves a refresh
+
     def rejected(self, used: str) -> AuthExpiredError:
         """The retry with ``used`` got 401 too: the session is gone. Returns the error to raise."""
         with self._mutex:
@@ -284,13 +290,27 @@ class SessionKeeper:
                 return self._reauth_wait()
             if current.authorization != used:
                 return current.authorization  # someone refreshed meanwhile: retry with theirs
-            flight = self._flight
-            if flight is None:
-                flight, start = self._new_flight(current.session, must_replace=True)
-            flight.must_replace = True
-            wait = Wait(
-                flight.future, self.policy.wait_timeout, reauth=False, expired=self._expired
-            )
+            refused = used == self._from_401
+            if not refused:
+                flight = self._flight
+                if flight is None:
+                    flight, start = self._new_flight(current.session, must_replace=True)
+                flight.must_replace = True
+                flight.after_401 = True
+                wait = Wait(
+                    flight.future, self.policy.wait_timeout, reauth=False, expired=self._expired
+                )
+            else:
+                # The token a 401-recovery just brought was refused as well (a concurrent call
+                # found out first): the session is gone, and another refresh would not help.
+                events = self._enter_needs_reauth("rejected")
+                start = self._start_reauth_flight() if events else None
+        if refused:
+            self._emit(events)
+            if start is not None:
+                start()
+            log.warning("401 with the token a refresh just brought: giving up this call")
+            raise AuthExpiredError("rejected")
         log.info("401: recovering with a refresh", extra={"token": fingerprint(used)})
         if start is not None:
             start()
@@ -397,6 +417,9 @@ class SessionKeeper:
             failure.__cause__ = exc
             flight.future.set_exception(failure)
         else:
+            if flight.after_401:
+                with self._mutex:
+                    self._from_401 = session.authorization
             self._land(flight)
             flight.future.set_result(session)
 

@@ -44,6 +44,7 @@ class RequestsSessionAuth(requests.auth.AuthBase):
         self, response: requests.Response, body_position: int | None, **kwargs: Any
     ) -> requests.Response:
         if response.status_code != 401:
+            self.keeper.accepted(response.request.headers.get("Authorization", ""))
             return response
         used = response.request.headers.get("Authorization", "")
         authorization = self.keeper.recover(used)
@@ -63,6 +64,7 @@ class RequestsSessionAuth(requests.auth.AuthBase):
         if second.status_code == 401:
             second.close()
             raise self.keeper.rejected(authorization)
+        self.keeper.accepted(authorization)
         return second
 
 
