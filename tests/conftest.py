@@ -30,7 +30,7 @@ from sessionkeeper.clock import ManualClock
 from sessionkeeper.core.passwords import Passwords
 from sessionkeeper.server.app import build_context, create_app
 from sessionkeeper.service.context import AuthContext
-from sessionkeeper.store import Store
+from sessionkeeper.store import Store, with_session_store
 from sessionkeeper.store.sqlite import SQLiteStore
 from tests import backends
 
@@ -124,19 +124,16 @@ def make_store(
             backends.truncate(url)
             store = PostgresStore(url, lock_timeout=config.store.store_lock_timeout)
             if backend == "postgres+redis":
-                from sessionkeeper.store.redis_sessions import RedisSessions
-                from sessionkeeper.store.split import SplitStore
-
                 backends.require_redis()
                 prefixes.append(backends.new_redis_prefix())
-                sessions = RedisSessions(
+                store = with_session_store(
+                    store,
                     backends.REDIS_URL,
                     policy=config.sessions.policy(),
                     retention=config.sessions.cleanup_retention,
                     prefix=prefixes[-1],
                     lock_timeout=config.store.store_lock_timeout,
                 )
-                store = SplitStore(store, sessions)
         store.migrate()
         opened.append(store)
         return store
@@ -191,13 +188,18 @@ class ServerProcess:
         return f"{self.base_url}/auth/v1"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate a child process, killing it if it does not exit within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _sessionkeeper() -> list[str]:

@@ -29,7 +29,7 @@ import pytest
 
 from sessionkeeper.client import AuthEvent, RefreshPolicy, Session, SessionKeeper
 from sessionkeeper.clock import Clock
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "client-tests-passw0rd"
@@ -68,12 +68,7 @@ class Api:
 
     def stop(self) -> None:
         self.http.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def spawn_api() -> Api:

@@ -74,20 +74,17 @@ class StoreLiveness:
         """Open the auth server's store: its ``--database`` URL and, when the server keeps
         sessions in Redis, its ``--session-store`` URL and key prefix (the liveness data is
         there)."""
-        from sessionkeeper.store import open_store
+        from sessionkeeper.store import open_store, with_session_store
 
         store = open_store(url)
         if session_store is not None:
-            from sessionkeeper.store.redis_sessions import RedisSessions
-            from sessionkeeper.store.split import SplitStore
-
-            sessions = RedisSessions(
+            store = with_session_store(
+                store,
                 session_store,
                 policy=options.get("policy") or SessionPolicy(),
                 retention=7 * 86400.0,  # the guard only reads; TTLs are the server's to set
                 prefix=session_store_prefix,
             )
-            store = SplitStore(store, sessions)
         return cls(store, **options)
 
     async def is_alive(self, session_id: str) -> bool:

@@ -12,6 +12,7 @@ from sessionkeeper.errors import ConfigError as _ConfigError
 from sessionkeeper.store.base import DuplicateError, Store, Transaction
 
 if _TYPE_CHECKING:
+    from sessionkeeper.core.sessions import SessionPolicy
     from sessionkeeper.settings import Config
 
 
@@ -20,6 +21,26 @@ def open_configured_store(config: Config) -> Store:
     store = open_store(config.store.database, lock_timeout=config.store.store_lock_timeout)
     if config.store.session_store is None:
         return store
+    return with_session_store(
+        store,
+        config.store.session_store,
+        policy=config.sessions.policy(),
+        retention=config.sessions.cleanup_retention,
+        prefix=config.store.session_store_prefix,
+        lock_timeout=config.store.store_lock_timeout,
+    )
+
+
+def with_session_store(
+    store: Store,
+    url: str,
+    *,
+    policy: SessionPolicy,
+    retention: float,
+    prefix: str = "sk:",
+    lock_timeout: float = 5.0,
+) -> Store:
+    """``store`` with sessions and token families moved to the Redis at ``url``."""
     try:
         from sessionkeeper.store.redis_sessions import RedisSessions
         from sessionkeeper.store.split import SplitStore
@@ -29,16 +50,12 @@ def open_configured_store(config: Config) -> Store:
             "pip install 'sessionkeeper[redis]'"
         ) from exc
     sessions = RedisSessions(
-        config.store.session_store,
-        policy=config.sessions.policy(),
-        retention=config.sessions.cleanup_retention,
-        prefix=config.store.session_store_prefix,
-        lock_timeout=config.store.store_lock_timeout,
+        url, policy=policy, retention=retention, prefix=prefix, lock_timeout=lock_timeout
     )
     return SplitStore(store, sessions)
 
 
-def open_store(url: str, *, lock_timeout: float | None = None) -> Store:
+def open_store(url: str, *, lock_timeout: float = 5.0) -> Store:
     """Open (not migrate) the store named by ``url``."""
     if url.startswith("sqlite://"):
         from sessionkeeper.store.sqlite import SQLiteStore
@@ -52,11 +69,7 @@ def open_store(url: str, *, lock_timeout: float | None = None) -> Store:
                 "--database / SESSIONKEEPER_DATABASE: PostgreSQL needs the 'postgres' extra: "
                 "pip install 'sessionkeeper[postgres]'"
             ) from exc
-        return (
-            PostgresStore(url)
-            if lock_timeout is None
-            else PostgresStore(url, lock_timeout=lock_timeout)
-        )
+        return PostgresStore(url, lock_timeout=lock_timeout)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise _ConfigError(
         f"--database / SESSIONKEEPER_DATABASE: unsupported scheme {scheme!r} "
@@ -64,4 +77,11 @@ def open_store(url: str, *, lock_timeout: float | None = None) -> Store:
     )
 
 
-__all__ = ["DuplicateError", "Store", "Transaction", "open_configured_store", "open_store"]
+__all__ = [
+    "DuplicateError",
+    "Store",
+    "Transaction",
+    "open_configured_store",
+    "open_store",
+    "with_session_store",
+]

@@ -192,7 +192,8 @@ class RedisTransaction:
         self._s = sessions
         self._pipe = pipe
         self._write = write
-        self._reader: Any = sessions.client
+        # Replies are str (decode_responses=True); redis-py's stubs say bytes | str.
+        self._client: Any = sessions.client
         self._writes: list[Write] = []
         self._locks: dict[str, str] = {}
         self._sessions: dict[str, SessionRecord | None] = {}
@@ -270,17 +271,17 @@ class RedisTransaction:
 
     def _prune_user_index(self, user_key: str) -> None:
         """``u:{uid}`` has no TTL; ids of sessions that expired are removed now and then."""
-        if self._reader.scard(user_key) <= PRUNE_USER_INDEX_AT:
+        if self._client.scard(user_key) <= PRUNE_USER_INDEX_AT:
             return
-        ids = sorted(self._reader.smembers(user_key))
-        exists = self._reader.mget([self._s.key("s", sid) for sid in ids])
+        ids = sorted(self._client.smembers(user_key))
+        exists = self._client.mget([self._s.key("s", sid) for sid in ids])
         gone = [sid for sid, raw in zip(ids, exists, strict=True) if raw is None]
         if gone:
             self._queue("srem", user_key, *gone)
 
     def session_by_id(self, session_id: str) -> SessionRecord | None:
         if session_id not in self._sessions:
-            raw = self._reader.get(self._s.key("s", session_id))
+            raw = self._client.get(self._s.key("s", session_id))
             self._sessions[session_id] = SessionRecord(**json.loads(raw)) if raw else None
         return self._sessions[session_id]
 
@@ -355,7 +356,7 @@ class RedisTransaction:
         self, user_id: str, *, only: str | None = None, keep: str | None = None
     ) -> int:
         user_key = self._s.key("u", user_id)
-        ids = [only] if only is not None else sorted(self._reader.smembers(user_key))
+        ids = [only] if only is not None else sorted(self._client.smembers(user_key))
         ended = 0
         for sid in ids:
             if sid == keep:
@@ -391,7 +392,7 @@ class RedisTransaction:
 
     def _token(self, token_id: str) -> RefreshTokenRecord | None:
         if token_id not in self._tokens:
-            raw = self._reader.get(self._s.key("t", token_id))
+            raw = self._client.get(self._s.key("t", token_id))
             self._tokens[token_id] = RefreshTokenRecord(**json.loads(raw)) if raw else None
         return self._tokens[token_id]
 
