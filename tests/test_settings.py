@@ -364,3 +364,15 @@ def test_parse_duration_refuses(value: object) -> None:
 def test_parse_duration_garbage_raises_value_error(before: str, bad: str, after: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(before + bad + after)
+
+
+def test_store_settings_refuse_unknown_schemes_naming_flag_and_variable() -> None:
+    with pytest.raises(ConfigError, match="--session-store / SESSIONKEEPER_SESSION_STORE"):
+        settings.load(session_store="http://127.0.0.1:6379")
+    with pytest.raises(ConfigError, match="--database / SESSIONKEEPER_DATABASE"):
+        settings.load(database="mysql://localhost/db")
+    with pytest.raises(ConfigError, match="SESSIONKEEPER_STORE_LOCK_TIMEOUT"):
+        settings.load(store_lock_timeout=0)
+    config = settings.load(database="postgresql://u@h/db", session_store="redis://h:6379/0")
+    assert config.store.session_store == "redis://h:6379/0"
+    assert settings.load(session_store="").store.session_store is None
