@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from sessionkeeper import __version__
-from sessionkeeper.cli import keys, users
+from sessionkeeper.cli import doctor, keys, users
 from sessionkeeper.cli.options import Database, SigningAlg
 from sessionkeeper.errors import ConfigError, StoreUnavailableError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
+app.add_typer(doctor.app, name="doctor")
 err = Console(stderr=True)
 
 
