@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -192,6 +194,57 @@ def serve(
         log_json=log_json,
         access_log=access_log,
     )
+
+
+def demo(**flags: Any) -> None:
+    """Run the demo app: sign-in, Jobs, Contacts and Reports pages on one SQLite file.
+
+    The auth API is at /auth/v1, the guarded API at /api, the app at /. Takes serve's flags;
+    --jwt-exp 5 makes silent refresh visible.
+    """
+    from sessionkeeper.cli.serving import run_demo
+
+    flags["cors_origins"] = flags.pop("cors_origin", None) or None
+    run_demo(**flags)
+
+
+_DEMO_OPTIONS: dict[str, Any] = {
+    "guard_issuer": Annotated[
+        str | None,
+        typer.Option(
+            help="Issuer the demo API expects (default: this server's). Another value reproduces the wrong-issuer outage."
+        ),
+    ],
+    "demo_email": Annotated[
+        str | None,
+        typer.Option(
+            help="The demo user (env SESSIONKEEPER_DEMO_EMAIL) (default demo@example.com)"
+        ),
+    ],
+    "demo_password": Annotated[
+        str | None,
+        typer.Option(
+            help="The demo user's password, printed at start (env SESSIONKEEPER_DEMO_PASSWORD) (default demo-password)"
+        ),
+    ],
+}
+
+
+def _with_serve_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` serve's flags (one definition, so the demo takes every serve flag) plus
+    the demo's own. Typer reads the signature, so the signature is what is shared."""
+    params = list(inspect.signature(serve, eval_str=True).parameters.values())
+    params += [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
+        for name, hint in _DEMO_OPTIONS.items()
+    ]
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+app.command("demo")(_with_serve_options(demo))
 
 
 @app.command("cleanup")

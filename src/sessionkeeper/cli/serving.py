@@ -1,18 +1,30 @@
-"""``sessionkeeper serve``: validate settings, open and migrate the store, run uvicorn."""
+"""``sessionkeeper serve`` and ``sessionkeeper demo``: validate settings, open and migrate the
+store, run uvicorn."""
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from sessionkeeper import logs, settings
 from sessionkeeper.server.app import build_context, create_app
-from sessionkeeper.store import open_configured_store
+from sessionkeeper.service.context import AuthContext
+from sessionkeeper.settings import Config
+from sessionkeeper.store import Store, open_configured_store
 
 log = logging.getLogger("sessionkeeper.server")
+
+DEMO_DATABASE = "sqlite:///./sessionkeeper-demo.db"
+DEMO_PORT = 8000
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - the demo's published credentials
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -29,7 +41,16 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(**flags: Any) -> None:
+@dataclass
+class Prepared:
+    config: Config
+    sock: socket.socket
+    port: int
+    store: Store
+    ctx: AuthContext
+
+
+def _prepare(flags: dict[str, Any]) -> Prepared:
     config = settings.load(**flags)
     logs.configure(config.server.log_level, json_lines=config.server.log_json)
     sock = listen_socket(config.server.host, config.server.port)
@@ -45,14 +66,18 @@ def run(**flags: Any) -> None:
         )
     store = open_configured_store(config)
     ctx = build_context(config, store)
-    app = create_app(config, ctx)
+    return Prepared(config, sock, port, store, ctx)
+
+
+def _serve(prepared: Prepared, app: Starlette) -> None:
+    config, ctx = prepared.config, prepared.ctx
     log.info(
         "listening",
         extra={
             "event": "listening",
-            "url": f"http://{config.server.host}:{port}/auth/v1",
+            "url": f"http://{_url_host(config.server.host)}:{prepared.port}/auth/v1",
             "issuer": ctx.issuer,
-            "store": store.url_for_display,
+            "store": prepared.store.url_for_display,
             "signing_alg": config.tokens.signing_alg,
             "kid": ctx.keyring.current().active.kid,
         },
@@ -66,4 +91,45 @@ def run(**flags: Any) -> None:
             proxy_headers=True,
         )
     )
-    server.run(sockets=[sock])
+    server.run(sockets=[prepared.sock])
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def run(**flags: Any) -> None:
+    prepared = _prepare(flags)
+    _serve(prepared, create_app(prepared.config, prepared.ctx))
+
+
+def run_demo(
+    *,
+    guard_issuer: str | None = None,
+    demo_email: str | None = None,
+    demo_password: str | None = None,
+    **flags: Any,
+) -> None:
+    """The demo: serve's flags, a demo SQLite file and port by default, a seeded demo user."""
+    from sessionkeeper.demo.app import create_demo_app
+    from sessionkeeper.demo.users import ensure_demo_user
+
+    if flags.get("database") is None and "SESSIONKEEPER_DATABASE" not in os.environ:
+        flags["database"] = DEMO_DATABASE
+    if flags.get("port") is None and "SESSIONKEEPER_PORT" not in os.environ:
+        flags["port"] = DEMO_PORT
+    email = demo_email or os.environ.get("SESSIONKEEPER_DEMO_EMAIL") or DEMO_EMAIL
+    password = demo_password or os.environ.get("SESSIONKEEPER_DEMO_PASSWORD") or DEMO_PASSWORD
+    prepared = _prepare(flags)
+    ensure_demo_user(prepared.ctx, email=email, password=password)
+    app = create_demo_app(prepared.config, prepared.ctx, guard_issuer=guard_issuer)
+    host = prepared.config.server.host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else _url_host(host)  # noqa: S104
+    # The first lines a user (and a test) reads; logs follow on stderr.
+    sys.stdout.write(
+        "sessionkeeper demo\n"
+        f"  open      http://{shown}:{prepared.port}/\n"
+        f"  sign in   {email} / {password}\n"
+    )
+    sys.stdout.flush()
+    _serve(prepared, app)

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.core.passwords import Passwords
@@ -35,6 +35,7 @@ from sessionkeeper.service.context import AuthContext
 from sessionkeeper.service.keyring import KeyRing
 from sessionkeeper.settings import Config
 from sessionkeeper.store import Store
+from sessionkeeper.web import client_script_route
 
 log = logging.getLogger("sessionkeeper.server")
 
@@ -178,8 +179,10 @@ async def _clean_up_every(ctx: AuthContext, interval: float, retention: float) -
             log.exception("clean-up failed", extra={"event": "cleanup_failed"})
 
 
-def create_app(config: Config, ctx: AuthContext) -> Starlette:
-    """The server: the auth API under ``/auth/v1`` (where the official clients look for it)."""
+def create_app(config: Config, ctx: AuthContext, *, routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The server: the auth API under ``/auth/v1`` (where the official clients look for it) and
+    the browser client at ``/sessionkeeper.js``; ``routes`` adds an application beside them
+    (the demo)."""
     auth = create_auth_app(
         ctx,
         cors_origins=config.server.cors_origins,
@@ -202,7 +205,7 @@ def create_app(config: Config, ctx: AuthContext) -> Starlette:
         ctx.store.close()
 
     app = Starlette(
-        routes=[Mount("/auth/v1", app=auth)],
+        routes=[Mount("/auth/v1", app=auth), client_script_route(), *routes],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
         middleware=[Middleware(AccessLogMiddleware)] if config.server.access_log else [],

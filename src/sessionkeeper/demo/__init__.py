@@ -1,0 +1,1 @@
+"""``sessionkeeper demo``: a Jobs / Contacts / Reports app that shows the whole product at work."""
