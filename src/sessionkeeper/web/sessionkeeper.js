@@ -169,6 +169,8 @@ export function createAuthClient({
     return session;
   }
 
+  let unsaved = false; // the last save failed: an empty entry is then not a sign-out elsewhere
+
   return {
     kind: "sessionkeeper",
     storageKey,
@@ -180,7 +182,7 @@ export function createAuthClient({
       } catch {
         return undefined; // storage unreadable: "unknown", not "signed out"
       }
-      if (raw === null || raw === undefined) return null;
+      if (raw === null || raw === undefined) return unsaved ? undefined : null;
       try {
         return normalizeSession(JSON.parse(raw), now()) || undefined;
       } catch {
@@ -190,11 +192,14 @@ export function createAuthClient({
     async save(session) {
       try {
         storage.setItem(storageKey, JSON.stringify(session));
+        unsaved = false;
       } catch {
         // Full or blocked storage: the session stays in memory; other tabs learn it by message.
+        unsaved = true;
       }
     },
     async clear() {
+      unsaved = false;
       try {
         storage.removeItem(storageKey);
       } catch {
