@@ -1,0 +1,510 @@
+// Fakes for unit tests of src/sessionkeeper/web/sessionkeeper.js under `node --test`: a
+// controllable clock, in-memory localStorage, a Web Locks LockManager, a GoTrue-like auth server
+// and a protected API (both as `fetch` functions), a small supabase-js stand-in, a recording
+// logger, and `createWorld(t)`, which wires them into api clients ("tabs") and tears them down.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { test } from "node:test";
+import { inspect } from "node:util";
+
+import { createApiClient, createAuthClient, normalizeSession } from "../../../src/sessionkeeper/web/sessionkeeper.js";
+
+export const AUTH_URL = "https://auth.test/auth/v1";
+export const API_URL = "https://app.test/api";
+export const USERS = {
+  "ann@example.com": { id: "user-ann", password: "ann-password" },
+  "bob@example.com": { id: "user-bob", password: "bob-password" },
+};
+export const ANN = { email: "ann@example.com", password: USERS["ann@example.com"].password };
+export const BOB = { email: "bob@example.com", password: USERS["bob@example.com"].password };
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `predicate` until it is truthy (BroadcastChannel delivery is asynchronous). */
+export async function until(predicate, { timeout = 2000, what = "condition" } = {}) {
+  const end = Date.now() + timeout;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+/** Lets pending promises, I/O callbacks and short timers run. */
+export async function settle(ms = 5) {
+  await tick();
+  await sleep(ms);
+  await tick();
+}
+
+/** Which of `promise`'s outcomes has happened yet (without awaiting it). */
+export function track(promise) {
+  const state = { settled: false, value: undefined, error: undefined };
+  state.promise = promise.then(
+    (value) => Object.assign(state, { settled: true, value }),
+    (error) => Object.assign(state, { settled: true, error }),
+  );
+  return state;
+}
+
+// -- clock --------------------------------------------------------------------------------------
+
+/** A clock that stands still until told to move: expiry never depends on real sleeping. */
+export function createClock(start = Date.UTC(2026, 0, 5, 9, 0, 0)) {
+  let ms = start;
+  return {
+    now: () => ms,
+    advance(delta) {
+      ms += delta;
+    },
+  };
+}
+
+// -- localStorage -------------------------------------------------------------------------------
+
+export function createStorage() {
+  const data = new Map();
+  const storage = {
+    data,
+    readsThrow: false,
+    writesThrow: false,
+    getItem(key) {
+      if (storage.readsThrow) throw new DOMException("The operation is insecure.", "SecurityError");
+      return data.has(key) ? data.get(key) : null;
+    },
+    setItem(key, value) {
+      if (storage.writesThrow) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+      data.set(key, String(value));
+    },
+    removeItem(key) {
+      if (storage.writesThrow) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+      data.delete(key);
+    },
+  };
+  return storage;
+}
+
+// -- Web Locks ----------------------------------------------------------------------------------
+
+const abortError = () => new DOMException("The request was aborted.", "AbortError");
+
+/**
+ * `navigator.locks` with exclusive locks only: `request(name, {signal}, callback)`. Aborting while
+ * waiting rejects with an AbortError; aborting after the grant does nothing. `grantDelay` (ms)
+ * hands the lock over a few milliseconds after release, as a browser's lock IPC may.
+ */
+export function createLockManager({ grantDelay = 0 } = {}) {
+  const states = new Map();
+  const stateOf = (name) => {
+    if (!states.has(name)) states.set(name, { held: false, handing: false, queue: [] });
+    return states.get(name);
+  };
+  const pump = (state) => {
+    if (state.held || state.handing) return;
+    const waiter = state.queue.shift();
+    if (!waiter) return;
+    if (!grantDelay) return waiter.grant();
+    state.handing = true;
+    setTimeout(() => {
+      state.handing = false;
+      waiter.grant();
+    }, grantDelay);
+  };
+  const manager = {
+    grants: 0,
+    aborted: 0,
+    maxHeld: 0,
+    held: (name) => stateOf(name).held,
+    request(name, options, callback) {
+      if (typeof options === "function") [options, callback] = [{}, options];
+      const signal = options?.signal;
+      if (signal?.aborted) return Promise.reject(abortError());
+      const state = stateOf(name);
+      return new Promise((resolve, reject) => {
+        let done = false;
+        const onAbort = () => {
+          if (done) return;
+          done = true;
+          manager.aborted += 1;
+          state.queue = state.queue.filter((w) => w !== waiter);
+          reject(abortError());
+        };
+        const waiter = {
+          grant() {
+            signal?.removeEventListener("abort", onAbort);
+            if (done) return pump(state); // aborted during a delayed hand-over
+            done = true;
+            state.held = true;
+            manager.grants += 1;
+            Promise.resolve()
+              .then(() => callback({ name, mode: "exclusive" }))
+              .finally(() => {
+                state.held = false;
+                pump(state);
+              })
+              .then(resolve, reject);
+          },
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        state.queue.push(waiter);
+        pump(state);
+      });
+    },
+    /** A frozen tab: takes the lock and never lets go. */
+    holdForever(name) {
+      manager.request(name, () => new Promise(() => {}));
+    },
+  };
+  return manager;
+}
+
+// -- tokens and logs ----------------------------------------------------------------------------
+
+/** Every token a fake server handed out in this process: what must never reach a log. */
+export const ISSUED = new Set();
+/** Every call made to a logger from `recordingLogger()` in this process. */
+export const LOGS = [];
+
+function newToken(kind) {
+  const token = `${kind}-${randomBytes(12).toString("hex")}`;
+  ISSUED.add(token);
+  return token;
+}
+
+export function recordingLogger() {
+  const record = (level) => (...args) => LOGS.push({ level, args });
+  return { debug: record("debug"), info: record("info"), log: record("log"), warn: record("warn"), error: record("error") };
+}
+
+/** Log entries that hold any of `tokens` anywhere in their arguments. */
+export function tokenLeaks(entries = LOGS, tokens = ISSUED) {
+  const leaks = [];
+  for (const entry of entries) {
+    const text = entry.args.map((arg) => (typeof arg === "string" ? arg : inspect(arg, { depth: 20, showHidden: true }))).join(" ");
+    for (const token of tokens) if (text.includes(token)) leaks.push({ level: entry.level, text, token });
+  }
+  return leaks;
+}
+
+export const warnings = (pattern) => LOGS.filter((e) => e.level === "warn" && pattern.test(String(e.args[0])));
+
+/** Registers, last in a file, the check that nothing the file's tests logged holds a token. */
+export function noTokenInLogs() {
+  test("logs never contain an access or refresh token", () => {
+    assert.ok(LOGS.length > 0, "the tests above logged nothing, so nothing was checked");
+    assert.ok(ISSUED.size > 0);
+    assert.deepEqual(tokenLeaks(), []);
+  });
+}
+
+// -- the auth server ----------------------------------------------------------------------------
+
+const json = (status, body, headers = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...headers } });
+
+const FAILURES = {
+  500: () => json(500, { code: 500, error_code: "unexpected_failure", msg: "database unavailable" }),
+  network: () => {
+    throw new TypeError("fetch failed");
+  },
+  html404: () => new Response("<html><body><h1>404 Not Found</h1>nginx</body></html>", { status: 404, headers: { "Content-Type": "text/html" } }),
+  not_found: () => json(400, { code: 400, error_code: "refresh_token_not_found", msg: "Invalid Refresh Token: Refresh Token Not Found" }),
+};
+
+/**
+ * A GoTrue-like `/auth/v1` as a fetch function: password grant, refresh grant (rotating, each
+ * refresh token usable once), /logout. `failRefresh(kind, times)` makes the next `times` refreshes
+ * (default: all) answer `500`, `network`, `html404` or `not_found`. `beforeRefresh` runs before a
+ * refresh is answered (to race another tab against it).
+ */
+export function createAuthServer({ clock, lifetime = 3600 } = {}) {
+  const refreshTokens = new Map(); // refresh token -> { sessionId, user, used }
+  const accessTokens = new Map(); // access token -> { sessionId, user, exp }
+  const ended = new Set(); // session ids signed out
+  let nextSession = 1;
+  let failure = null;
+  const server = {
+    lifetime,
+    refreshes: 0,
+    signIns: 0,
+    logouts: [],
+    beforeRefresh: null,
+    failRefresh(kind, times = Infinity) {
+      failure = { kind, times };
+    },
+    heal() {
+      failure = null;
+    },
+    /** A new session for `email`, as the token endpoint's JSON body. */
+    issue(email, { sessionId = nextSession++, ttl = server.lifetime } = {}) {
+      const user = { id: USERS[email].id, email };
+      const access = newToken("at");
+      const refresh = newToken("rt");
+      const exp = Math.floor(clock.now() / 1000) + ttl;
+      accessTokens.set(access, { sessionId, user, exp });
+      refreshTokens.set(refresh, { sessionId, user, used: false });
+      return { access_token: access, refresh_token: refresh, token_type: "bearer", expires_in: ttl, expires_at: exp, user };
+    },
+    /** Rotates `refreshToken` as a refresh request would; returns [status, body]. */
+    rotate(refreshToken) {
+      const entry = refreshTokens.get(refreshToken);
+      if (!entry || ended.has(entry.sessionId)) {
+        return [400, { code: 400, error_code: "refresh_token_not_found", msg: "Invalid Refresh Token: Refresh Token Not Found" }];
+      }
+      if (entry.used) return [400, { code: 400, error_code: "refresh_token_already_used", msg: "Invalid Refresh Token: Already Used" }];
+      entry.used = true;
+      return [200, server.issue(entry.user.email, { sessionId: entry.sessionId })];
+    },
+    /** The user an access token stands for, if it is live at the server's clock. */
+    userOf(token) {
+      const entry = accessTokens.get(token);
+      if (!entry || ended.has(entry.sessionId) || entry.exp <= clock.now() / 1000) return null;
+      return entry.user;
+    },
+    async fetch(input, init = {}) {
+      const url = new URL(String(input));
+      await tick();
+      const body = init.body ? JSON.parse(init.body) : {};
+      if (url.pathname.endsWith("/token") && url.searchParams.get("grant_type") === "refresh_token") {
+        server.refreshes += 1;
+        if (server.beforeRefresh) await server.beforeRefresh(body.refresh_token);
+        if (failure && failure.times > 0) {
+          failure.times -= 1;
+          return FAILURES[failure.kind]();
+        }
+        const [status, answer] = server.rotate(body.refresh_token);
+        return json(status, answer);
+      }
+      if (url.pathname.endsWith("/token") && url.searchParams.get("grant_type") === "password") {
+        server.signIns += 1;
+        const user = USERS[body.email];
+        if (!user || user.password !== body.password) {
+          return json(400, { code: 400, error_code: "invalid_credentials", msg: "Invalid login credentials" });
+        }
+        return json(200, server.issue(body.email));
+      }
+      if (url.pathname.endsWith("/logout")) {
+        const token = new Headers(init.headers).get("Authorization")?.replace(/^Bearer /, "");
+        server.logouts.push(token);
+        const entry = accessTokens.get(token);
+        if (!entry) return json(401, { code: 401, error_code: "bad_jwt", msg: "invalid JWT" });
+        ended.add(entry.sessionId);
+        return new Response(null, { status: 204 });
+      }
+      return json(404, { code: 404, error_code: "not_found", msg: "no such endpoint" });
+    },
+  };
+  return server;
+}
+
+// -- the protected API --------------------------------------------------------------------------
+
+/**
+ * `/api/...` as a fetch function: 200 when the bearer token is live at the auth server's clock,
+ * else 401. Records every send (`sends`: id from X-Request-Id, method, token, body). `refuse(token)`
+ * revokes one access token at the API only; `refuseAll` answers 401 to everything.
+ */
+export function createApi({ auth }) {
+  const refused = new Set();
+  const api = {
+    sends: [],
+    refuseAll: false,
+    refuse(token) {
+      refused.add(token);
+    },
+    attempts: (id) => api.sends.filter((send) => send.id === id),
+    saw: (token) => api.sends.some((send) => send.token === token),
+    async fetch(input, init = {}) {
+      const url = new URL(String(input));
+      const headers = new Headers(init.headers);
+      const token = headers.get("Authorization")?.replace(/^Bearer /, "") ?? null;
+      const send = { id: headers.get("X-Request-Id"), path: url.pathname, method: init.method || "GET", token, body: init.body };
+      api.sends.push(send);
+      await tick();
+      const user = token && !refused.has(token) && !api.refuseAll ? auth.userOf(token) : null;
+      if (!user) return json(401, { error: "invalid_token" }, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
+      if (url.pathname === "/api/export.csv") {
+        return new Response("id,name\n1,Ann\n", {
+          headers: { "Content-Type": "text/csv", "Content-Disposition": 'attachment; filename="contacts.csv"' },
+        });
+      }
+      if (url.pathname === "/api/report") {
+        return new Response("%PDF-1.7", {
+          headers: { "Content-Type": "application/pdf", "Content-Disposition": "attachment; filename=\"fallback.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf" },
+        });
+      }
+      if (url.pathname === "/api/missing") return json(404, { error: "no such report" });
+      return json(200, { path: url.pathname, user: user.id, method: send.method });
+    },
+  };
+  return api;
+}
+
+// -- supabase-js stand-in -----------------------------------------------------------------------
+
+/** An AuthError the way supabase-js shapes one. */
+export function supabaseError(name, { status, code, message = name } = {}) {
+  return Object.assign(new Error(message), { name, status, code, __isAuthError: true });
+}
+
+/**
+ * The part of a supabase-js client `supabaseTokens` uses, behaving as supabase-js 2.119 does where
+ * it matters: `refreshSession` notifies TOKEN_REFRESHED before it returns; a refusal (not a
+ * retryable fetch error) of an expired session removes it and notifies SIGNED_OUT; `signOut`
+ * notifies SIGNED_OUT. `refreshErrors` queues errors the next refreshes return instead.
+ */
+export function createFakeSupabase({ server, now, storageKey }) {
+  let session = null;
+  const listeners = new Set();
+  const notify = (event, value) => {
+    for (const listener of [...listeners]) listener(event, value);
+  };
+  const withExpiry = (body) => ({ ...body, expires_at: Math.round(now() / 1000) + body.expires_in });
+  const fake = {
+    refreshErrors: [],
+    refreshCalls: 0,
+    notify,
+    get session() {
+      return session;
+    },
+    set session(value) {
+      session = value && withExpiry(value);
+    },
+    auth: {
+      storageKey,
+      async getSession() {
+        return { data: { session }, error: null };
+      },
+      async refreshSession({ refresh_token: refreshToken }) {
+        fake.refreshCalls += 1;
+        await tick();
+        let error = fake.refreshErrors.shift();
+        if (!error) {
+          server.refreshes += 1;
+          const [status, body] = server.rotate(refreshToken);
+          if (status === 200) {
+            session = withExpiry(body);
+            notify("TOKEN_REFRESHED", session);
+            return { data: { session, user: session.user }, error: null };
+          }
+          error = supabaseError("AuthApiError", { status, code: body.error_code, message: body.msg });
+        }
+        if (error.name !== "AuthRetryableFetchError" && session && session.expires_at * 1000 <= now()) {
+          session = null;
+          notify("SIGNED_OUT", null);
+        }
+        return { data: { session: null, user: null }, error };
+      },
+      async signInWithPassword({ email, password }) {
+        await tick();
+        const user = USERS[email];
+        if (!user || user.password !== password) {
+          return { data: { session: null, user: null }, error: supabaseError("AuthApiError", { status: 400, code: "invalid_credentials" }) };
+        }
+        session = withExpiry(server.issue(email));
+        notify("SIGNED_IN", session);
+        return { data: { session, user: session.user }, error: null };
+      },
+      async signOut() {
+        await tick();
+        if (session) server.logouts.push(session.access_token);
+        session = null;
+        notify("SIGNED_OUT", null);
+        return { error: null };
+      },
+      onAuthStateChange(callback) {
+        listeners.add(callback);
+        return { data: { subscription: { unsubscribe: () => listeners.delete(callback) } } };
+      },
+    },
+  };
+  return fake;
+}
+
+// -- the world: server, API, storage, locks, and tabs ----------------------------------------
+
+let worlds = 0;
+
+/**
+ * Everything a test needs, torn down after test `t`: `w.seed()` stores a signed-in session,
+ * `w.tab()` opens an api client (a browser tab) on the shared storage, locks and channel,
+ * recording its events in `tab.events`; `w.expire()` moves the clock past (or near) the token's expiry.
+ * Client defaults keep tests fast: no timer, 1 ms back-off, short waits.
+ */
+export function createWorld(t, { lifetime = 3600, grantDelay = 0 } = {}) {
+  const clock = createClock();
+  const auth = createAuthServer({ clock, lifetime });
+  const api = createApi({ auth });
+  const storage = createStorage();
+  const locks = createLockManager({ grantDelay });
+  const storageKey = `sk-test-${process.pid}-${++worlds}`;
+  const closers = [];
+  const w = {
+    clock,
+    auth,
+    api,
+    storage,
+    locks,
+    storageKey,
+    lockName: `sessionkeeper:refresh:${storageKey}`,
+    /** Signs `email` in at the server and stores the session as a tab would have. */
+    seed(email = ANN.email, { now = clock.now } = {}) {
+      const session = normalizeSession(auth.issue(email), now());
+      storage.setItem(storageKey, JSON.stringify(session));
+      return session;
+    },
+    stored() {
+      const raw = storage.data.get(storageKey);
+      return raw === undefined ? null : JSON.parse(raw);
+    },
+    /** Moves the clock on until the token received last has `left` seconds to live (default: none). */
+    expire(left = -1) {
+      clock.advance((auth.lifetime - left) * 1000);
+    },
+    authClient({ now = clock.now } = {}) {
+      return createAuthClient({ url: AUTH_URL, storageKey, storage, fetch: auth.fetch, now });
+    },
+    supabase({ now = clock.now } = {}) {
+      return createFakeSupabase({ server: auth, now, storageKey });
+    },
+    async tab({ now = clock.now, tokens, ...options } = {}) {
+      const client = createApiClient({
+        baseUrl: API_URL,
+        tokens: tokens ?? w.authClient({ now }),
+        fetch: api.fetch,
+        locks,
+        now,
+        logger: recordingLogger(),
+        autoRefresh: false,
+        backoffInitial: 1,
+        backoffMax: 1000,
+        refreshDeadline: 1000,
+        lockTimeout: 1000,
+        reauthWait: 2000,
+        ...options,
+      });
+      client.events = [];
+      client.on((event, detail) => client.events.push({ event, ...detail }));
+      closers.push(() => client.close());
+      await client.ready;
+      return client;
+    },
+    /** Another tab's BroadcastChannel on this world's name. */
+    channel() {
+      const channel = new BroadcastChannel(`sessionkeeper:${storageKey}`);
+      closers.push(() => channel.close());
+      return channel;
+    },
+  };
+  t.after(() => {
+    for (const close of closers) close();
+  });
+  return w;
+}
+
+export const count = (client, event) => client.events.filter((e) => e.event === event).length;
+
+/** `n` concurrent calls (GET unless `init` says otherwise), each with X-Request-Id `${prefix}-${i}`. */
+export function requests(client, n, { prefix = "r", path = "/items", init = {} } = {}) {
+  return Array.from({ length: n }, (_, i) => client.fetch(path, { ...init, headers: { "X-Request-Id": `${prefix}-${i}` } }));
+}
