@@ -207,10 +207,14 @@ def _sessionkeeper() -> list[str]:
 
 
 def spawn_server(
-    database: str, *args: str, env: dict[str, str] | None = None, timeout: float = 30.0
+    database: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    command: str = "serve",
 ) -> ServerProcess:
-    """Start ``sessionkeeper serve --port 0`` and wait for its 'listening' line."""
-    cmd = [*_sessionkeeper(), "serve", "--port", "0", "--database", database, *args]
+    """Start ``sessionkeeper serve --port 0`` (or ``demo``) and wait for its 'listening' line."""
+    cmd = [*_sessionkeeper(), command, "--port", "0", "--database", database, *args]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,

@@ -2,8 +2,9 @@
 
 One process on the embedded SQLite store, the way a team would lay out the real thing: the
 browser talks to one origin; every ``/api`` call goes through ``sessionkeeper.js``; the guard
-verifies locally with the server's own keys and reads session liveness from the store, so a
-global sign-out elsewhere is refused within ``liveness_window`` seconds.
+verifies locally with the server's own keys and reads session liveness from the store on every
+request (``liveness_window`` 0; a busy deployment would cache it a few seconds), so a global
+sign-out elsewhere is refused at the next click.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def create_demo_app(
     ctx: AuthContext,
     *,
     guard_issuer: str | None = None,
-    liveness_window: float = 1.0,
+    liveness_window: float = 0.0,
 ) -> Starlette:
     """The demo server. ``guard_issuer`` is the issuer the API expects (default: this server's
     own); setting another one reproduces the classic "API verifies against the wrong project"
@@ -71,6 +72,9 @@ def create_demo_app(
         keys=keys,
         protect=("/api/",),
         liveness=StoreLiveness(ctx.store, window=liveness_window, policy=ctx.policy),
+        # Issuer and API share this process's clock: no skew to forgive, so a token is refused
+        # the moment it expires (and --jwt-exp 5 shows the refresh at once).
+        leeway=0.0,
         diagnostics=True,  # a demo: show the refusal reason in X-Auth-Reason
         clock=ctx.clock,
     )

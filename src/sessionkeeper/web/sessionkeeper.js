@@ -429,6 +429,7 @@ export class ApiClient {
     }
     const sent = session.access_token;
     this._debug("401 from the API; recovering", { path: String(path) });
+    first.body?.cancel().catch(() => undefined); // free the connection; the body is not needed
     const next = await this._recover(sent);
     const second = await this._send(url, init, next);
     if (second.status === 401) {
@@ -629,11 +630,13 @@ export class ApiClient {
       this._signedOut("signed out in another tab");
       throw new AuthExpiredError("signed out in another tab", { reason: "signed_out" });
     }
-    if (stored && stored.access_token !== this.session?.access_token && stored.access_token !== failedToken && !this._due(stored)) {
-      this._adopt(stored);
-      return stored;
-    }
     const base = stored || this.session;
+    // Another tab refreshed while we waited for the lock (its message may even have been adopted
+    // already): a session that is not due and not the one the API refused needs no refresh.
+    if (base && base.access_token !== failedToken && !this._due(base)) {
+      this._adopt(base);
+      return base;
+    }
     if (!base) throw new AuthExpiredError("not signed in", { reason: "signed_out" });
     if (!base.refresh_token) {
       // An access token only (e.g. from an OAuth redirect): nothing to refresh with.

@@ -1,0 +1,240 @@
+"""The seed incident, end to end: a signed-in user clicks view and export on Jobs, Contacts and
+Reports in a real Chromium against a real ``sessionkeeper demo`` process, and never sees
+"session expired" while the session is alive.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from supabase_auth import SyncGoTrueClient
+
+from tests.e2e.conftest import Browsing, Demo, banner_visible, screenshot, sign_in
+
+pytestmark = pytest.mark.integration
+
+PAGES = ("jobs", "contacts", "reports")
+
+
+def _whoami(page: Any) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate(
+        "() => window.sessionkeeperDemo.api.json('/debug/whoami')"
+    )
+    return result
+
+
+def _download(page: Any, selector: str) -> tuple[str, str]:
+    with page.expect_download() as info:
+        page.click(selector)
+    download = info.value
+    return download.suggested_filename, Path(download.path()).read_text()
+
+
+def _no_expired_ui(page: Any) -> None:
+    assert not banner_visible(page)
+    assert "expired" not in page.inner_text("body").lower()
+
+
+def test_every_view_and_export_action_works_and_exports_hold_the_users_rows(
+    start_demo: Any, browsing: Browsing
+) -> None:
+    demo: Demo = start_demo()
+    page = browsing.new_page()
+    sign_in(page, demo)
+    me = _whoami(page)
+    screenshot(page, "sign-in-done")
+
+    clicked = {"view": 0, "export": 0}
+    for name in PAGES:
+        page.click(f'[data-nav="{name}"]')
+        section = f'.page[data-page="{name}"]'
+        page.wait_for_selector(f"{section} [data-action='view']")
+        count = int(page.inner_text(f"{section} [data-count]"))
+        views = page.locator(f"{section} [data-action='view']")
+        for i in range(views.count()):
+            mark = browsing.network.mark()
+            view = views.nth(i)
+            item = (view.get_attribute("data-path") or "").rsplit("/", 1)[-1]
+            view.click()
+            page.wait_for_selector(f'{section} .detail[data-item="{item}"]:not([hidden])')
+            assert [e["status"] for e in browsing.network.wait_api(page, mark, 1)] == [200]
+            clicked["view"] += 1
+        screenshot(page, f"page-{name}")
+        exports = page.locator(f"{section} [data-action='export']")
+        for i in range(exports.count()):
+            button = exports.nth(i)
+            expected_name = button.get_attribute("data-filename")
+            with page.expect_download() as info:
+                button.click()
+            filename = info.value.suggested_filename
+            rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+            assert filename == expected_name
+            assert rows, f"{filename} is empty"
+            assert {row["owner"] for row in rows} == {me["user_id"]}, filename
+            if filename == f"{name}.csv":
+                assert len(rows) == count
+            clicked["export"] += 1
+        _no_expired_ui(page)
+
+    assert clicked["view"] >= 18 + 14 + 6 and clicked["export"] >= 3 + 6
+    api_calls = browsing.network.api()
+    assert api_calls and all(e["status"] == 200 for e in api_calls), browsing.network.summary()
+    # Acceptance 7, dynamically: every /api request carried the bearer token the client adds.
+    assert all((e["authorization"] or "").startswith("Bearer ") for e in api_calls)
+    assert browsing.errors == []
+
+
+def test_a_second_user_sees_only_their_own_rows(start_demo: Any, browsing: Browsing) -> None:
+    demo: Demo = start_demo()
+    other = SyncGoTrueClient(url=f"{demo.origin}/auth/v1")
+    other.sign_up({"email": "second@example.com", "password": "second-password-1"})
+    page = browsing.new_page()
+    sign_in(page, Demo(demo.server, "second@example.com", "second-password-1", demo.url))
+    me = _whoami(page)
+    filename, text = _download(page, '.page[data-page="jobs"] [data-action="export"]')
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert filename == "jobs.csv"
+    assert {row["owner"] for row in rows} == {me["user_id"]}
+    assert me["email"] == "second@example.com"
+
+
+def test_idle_past_expiry_then_click_refreshes_silently(
+    start_demo: Any, browsing: Browsing
+) -> None:
+    """Access token 5 s, 20 s idle (the page's clock jumps, as after a laptop sleep): the click
+    works, after one refresh before the call or one 401 → refresh → retry."""
+    demo: Demo = start_demo("--jwt-exp", "5")
+    browsing.context.clock.install()
+    page = browsing.new_page()
+    sign_in(page, demo)
+    mark = browsing.network.mark()
+    page.clock.fast_forward(20_000)  # milliseconds (an int), or "00:20"
+    with page.expect_download() as info:
+        page.click('.page[data-page="jobs"] [data-action="export"]')
+    assert info.value.suggested_filename == "jobs.csv"
+    browsing.network.settle(page)
+    log = [e for e in browsing.network.since(mark) if "/api/" in e["url"] or "/token" in e["url"]]
+    shapes = [("refresh" if "refresh_token" in e["url"] else "api", e["status"]) for e in log]
+    assert shapes in (
+        [("refresh", 200), ("api", 200)],
+        [("api", 401), ("refresh", 200), ("api", 200)],
+    ), shapes
+    _no_expired_ui(page)
+    assert browsing.errors == []
+
+
+def test_a_token_expired_at_the_server_gets_one_401_one_refresh_one_retry(
+    start_demo: Any, browsing: Browsing
+) -> None:
+    """The page's clock stands still (a slow clock) while the server's runs past expiry: the
+    client sends a token it believes valid, gets 401, refreshes once, retries once."""
+    demo: Demo = start_demo("--jwt-exp", "3")
+    start = time.time()  # Playwright's Python clock API takes seconds
+    browsing.context.clock.install(time=start)
+    page = browsing.new_page()
+    page.clock.pause_at(start + 1)  # from sign-in on, the page's clock stands still
+    sign_in(page, demo)
+    time.sleep(3.5)  # the server's clock, not the client's, must pass the token's expiry
+    mark = browsing.network.mark()
+    page.click('.page[data-page="jobs"] [data-action="view"] >> nth=0')
+    page.wait_for_selector('.page[data-page="jobs"] .detail:not([hidden])')
+    browsing.network.settle(page)
+    shapes = [
+        ("refresh" if "refresh_token" in e["url"] else "api", e["status"])
+        for e in browsing.network.since(mark)
+        if "/api/" in e["url"] or "/token" in e["url"]
+    ]
+    assert shapes == [("api", 401), ("refresh", 200), ("api", 200)]
+    _no_expired_ui(page)
+
+
+def test_two_tabs_with_an_expired_token_click_at_once_and_make_one_refresh(
+    start_demo: Any, browsing: Browsing
+) -> None:
+    demo: Demo = start_demo()
+    browsing.context.clock.install()
+    tab_a = browsing.new_page()
+    sign_in(tab_a, demo)
+    tab_b = browsing.new_page()
+    tab_b.goto(demo.url)  # restored from localStorage: same session, same refresh token
+    tab_b.wait_for_selector('.page[data-page="jobs"] tbody tr')
+    # Both tabs wake up two hours later (timers do not fire): the access token has expired.
+    later = time.time() + 2 * 3600  # seconds, as Playwright's Python clock API takes them
+    tab_a.clock.set_system_time(later)
+    tab_b.clock.set_system_time(later)
+    mark = browsing.network.mark()
+    click = "() => document.querySelector('.page[data-page=\"jobs\"] [data-action=view]').click()"
+    tab_a.evaluate(f"setTimeout({click}, 0)")
+    tab_b.evaluate(f"setTimeout({click}, 0)")
+    for tab in (tab_a, tab_b):
+        tab.wait_for_selector('.page[data-page="jobs"] .detail:not([hidden])')
+        tab.wait_for_load_state("networkidle")
+    refreshes = browsing.network.refreshes(mark)
+    api = browsing.network.api(mark)
+    assert len(refreshes) == 1, browsing.network.summary(mark)
+    assert [e["status"] for e in api] == [200, 200]
+    _no_expired_ui(tab_a)
+    _no_expired_ui(tab_b)
+
+
+def test_revoked_elsewhere_shows_the_banner_keeps_the_page_and_replays_after_reconnect(
+    start_demo: Any, browsing: Browsing
+) -> None:
+    demo: Demo = start_demo()
+    page = browsing.new_page()
+    sign_in(page, demo)
+    # Page state the banner must not clear: a filter and an open detail panel.
+    page.fill('.page[data-page="jobs"] [data-filter]', "J-100")
+    page.click('.page[data-page="jobs"] [data-action="view"] >> nth=0')
+    page.wait_for_selector('.page[data-page="jobs"] .detail:not([hidden])')
+    url_before = page.url
+
+    # Another client of the same user signs out everywhere.
+    other = SyncGoTrueClient(url=f"{demo.origin}/auth/v1")
+    other.sign_in_with_password({"email": demo.email, "password": demo.password})
+    other.sign_out({"scope": "global"})
+
+    mark = browsing.network.mark()
+    with page.expect_download(timeout=30_000) as info:
+        page.click('.page[data-page="jobs"] [data-action="export"]')
+        page.wait_for_selector("session-expired-banner:not([hidden])")
+        assert page.url == url_before
+        assert page.input_value('.page[data-page="jobs"] [data-filter]') == "J-100"
+        assert page.is_visible('.page[data-page="jobs"] .detail')
+        assert page.locator("[role=dialog], dialog[open]").count() == 0
+        assert "Session expired" in page.inner_text("session-expired-banner .bar")
+        screenshot(page, "banner")
+        page.click("session-expired-banner .link")
+        page.fill("session-expired-banner input[name=password]", demo.password)
+        screenshot(page, "banner-reconnect")
+        page.click("session-expired-banner button[type=submit]")
+    assert info.value.suggested_filename == "jobs.csv"
+    page.wait_for_selector("session-expired-banner", state="hidden")
+    assert page.input_value('.page[data-page="jobs"] [data-filter]') == "J-100"
+    api = browsing.network.api(mark)
+    assert [e["status"] for e in api] == [401, 200], browsing.network.summary(mark)
+    assert page.url == url_before
+
+
+def test_sign_out_in_one_tab_shows_signed_out_in_the_other_within_a_second(
+    start_demo: Any, browsing: Browsing
+) -> None:
+    demo: Demo = start_demo()
+    tab_a = browsing.new_page()
+    sign_in(tab_a, demo)
+    tab_b = browsing.new_page()
+    tab_b.goto(demo.url)
+    tab_b.wait_for_selector('.page[data-page="jobs"] tbody tr')
+    started = time.monotonic()
+    tab_a.click("#sign-out")
+    tab_b.wait_for_selector("#signin:not([hidden])", timeout=1000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0
+    assert tab_b.evaluate("() => localStorage.getItem('sessionkeeper.session')") is None
+    assert tab_b.locator(".grid tbody tr").count() == 0  # no data left on screen
+    screenshot(tab_b, "signed-out")
