@@ -644,10 +644,14 @@ export class ApiClient {
       throw new AuthExpiredError("no refresh token; sign in again", { reason: "no_refresh_token" });
     }
     let fresh;
+    // Signed out while the refresh was on the wire: its answer (or refusal) must not bring the
+    // session back nor ask for re-authentication.
+    const signedOutMeanwhile = () => new AuthExpiredError("signed out during the refresh", { reason: "signed_out" });
     try {
       this.stats.refreshes += 1;
       fresh = await this.tokens.refresh(base);
     } catch (error) {
+      if (this.state === "signed_out") throw signedOutMeanwhile();
       if (!(error instanceof IssuerError)) throw error;
       // Definitive. A newer token may have reached storage meanwhile (another tab): adopt it.
       const again = await this.tokens.load();
@@ -658,6 +662,7 @@ export class ApiClient {
       this._enterNeedsReauth(error.code || "refresh refused");
       throw new AuthExpiredError(`the session has ended (${error.code})`, { reason: error.code });
     }
+    if (this.state === "signed_out") throw signedOutMeanwhile();
     await this.tokens.save(fresh);
     this._install(fresh, why);
     this._broadcast({ type: "session" });
