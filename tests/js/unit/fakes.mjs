@@ -113,7 +113,6 @@ export function createLockManager({ grantDelay = 0 } = {}) {
   const manager = {
     grants: 0,
     aborted: 0,
-    maxHeld: 0,
     held: (name) => stateOf(name).held,
     request(name, options, callback) {
       if (typeof options === "function") [options, callback] = [{}, options];
@@ -215,7 +214,7 @@ const FAILURES = {
  * A GoTrue-like `/auth/v1` as a fetch function: password grant, refresh grant (rotating, each
  * refresh token usable once), /logout. `failRefresh(kind, times)` makes the next `times` refreshes
  * (default: all) answer `500`, `network`, `html404` or `not_found`. `beforeRefresh` runs before a
- * refresh is answered (to race another tab against it).
+ * refresh is answered (to race another tab against it). `logoutDown`: /logout is unreachable.
  */
 export function createAuthServer({ clock, lifetime = 3600 } = {}) {
   const refreshTokens = new Map(); // refresh token -> { sessionId, user, used }
@@ -228,6 +227,7 @@ export function createAuthServer({ clock, lifetime = 3600 } = {}) {
     refreshes: 0,
     signIns: 0,
     logouts: [],
+    logoutDown: false,
     beforeRefresh: null,
     failRefresh(kind, times = Infinity) {
       failure = { kind, times };
@@ -286,6 +286,7 @@ export function createAuthServer({ clock, lifetime = 3600 } = {}) {
       if (url.pathname.endsWith("/logout")) {
         const token = new Headers(init.headers).get("Authorization")?.replace(/^Bearer /, "");
         server.logouts.push(token);
+        if (server.logoutDown) throw new TypeError("fetch failed");
         const entry = accessTokens.get(token);
         if (!entry) return json(401, { code: 401, error_code: "bad_jwt", msg: "invalid JWT" });
         ended.add(entry.sessionId);

@@ -1,0 +1,126 @@
+// Several tabs on one storage, one lock manager and one BroadcastChannel; sign-out; lock time-outs.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { AuthExpiredError, SIGNED_IN, SIGNED_OUT, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
+import { count, createWorld, noTokenInLogs, requests, settle, track, until, warnings } from "./fakes.mjs";
+
+const signedOutIn = (tab) => until(() => count(tab, SIGNED_OUT) === 1, { what: "SIGNED_OUT" });
+
+// grantDelay 5: the lock reaches the waiting tab after the first tab's BroadcastChannel message.
+for (const grantDelay of [0, 5]) {
+  test(`two tabs, expired token, both call at once: one refresh, both succeed (lock hand-over ${grantDelay} ms)`, async (t) => {
+    const w = createWorld(t, { grantDelay });
+    const seeded = w.seed();
+    const [a, b] = [await w.tab(), await w.tab()];
+    w.expire();
+    const responses = await Promise.all([...requests(a, 5, { prefix: "a" }), ...requests(b, 5, { prefix: "b" })]);
+    assert.ok(responses.every((r) => r.status === 200));
+    assert.equal(w.auth.refreshes, 1);
+    assert.equal(a.stats.refreshes + b.stats.refreshes, 1);
+    assert.equal(a.stats.adopted + b.stats.adopted, 1, "the other tab adopted the first one's session");
+    assert.equal(a.session.access_token, b.session.access_token);
+    assert.equal(w.api.saw(seeded.access_token), false);
+  });
+}
+
+test("a refresh in one tab reaches the other by message, without a refresh of its own", async (t) => {
+  const w = createWorld(t);
+  w.seed();
+  const [a, b] = [await w.tab(), await w.tab()];
+  w.expire(60);
+  await a.fetch("/items");
+  await until(() => b.session.access_token === a.session.access_token, { what: "the other tab to adopt" });
+  await b.fetch("/items");
+  assert.equal(w.auth.refreshes, 1);
+  assert.equal(b.stats.adopted, 1);
+  assert.equal(count(b, TOKEN_REFRESHED), 1);
+});
+
+test("lock timeout: a lock held forever by a frozen tab delays the refresh by lockTimeout, never deadlocks", async (t) => {
+  const w = createWorld(t);
+  w.seed();
+  const tab = await w.tab({ lockTimeout: 25 });
+  w.locks.holdForever(w.lockName);
+  w.expire();
+  const started = Date.now();
+  const response = await tab.fetch("/items");
+  assert.equal(response.status, 200);
+  assert.ok(Date.now() - started >= 20, "it waited for the lock first");
+  assert.equal(w.auth.refreshes, 1);
+  assert.equal(w.locks.aborted, 1);
+  assert.equal(warnings(/lock not granted/).length, 1);
+});
+
+test("sign-out: storage and memory cleared, /logout called, SIGNED_OUT here and in the other tab", async (t) => {
+  const w = createWorld(t);
+  const seeded = w.seed();
+  const [a, b] = [await w.tab(), await w.tab()];
+  await a.signOut();
+  assert.equal(w.stored(), null);
+  assert.equal(a.session, null);
+  assert.equal(a.state, "signed_out");
+  assert.deepEqual(w.auth.logouts, [seeded.access_token]);
+  assert.equal(count(a, SIGNED_OUT), 1);
+  await signedOutIn(b);
+  assert.equal(b.session, null);
+  await assert.rejects(b.fetch("/items"), AuthExpiredError);
+  await assert.rejects(a.fetch("/items"), AuthExpiredError);
+  assert.equal(w.api.sends.length, 0);
+});
+
+test("sign-out rejects calls waiting for re-authentication, in this tab and in the other", async (t) => {
+  const w = createWorld(t);
+  w.seed();
+  const [a, b] = [await w.tab(), await w.tab()];
+  w.auth.failRefresh("not_found");
+  w.expire();
+  const waiting = [track(a.fetch("/items")), track(b.fetch("/items"))];
+  await until(() => a.state === "needs_reauth" && b.state === "needs_reauth", { what: "both tabs to need re-auth" });
+  await a.signOut();
+  await Promise.all(waiting.map((call) => call.promise));
+  for (const call of waiting) {
+    assert.ok(call.error instanceof AuthExpiredError, String(call.error));
+    assert.equal(call.error.reason, "signed_out");
+  }
+  assert.equal(w.api.sends.length, 0);
+  assert.equal(count(b, SIGNED_OUT), 1);
+});
+
+// The server may refuse the refresh (the logout ended the session) or answer it (the logout never
+// arrived): either way the user stays signed out.
+for (const logoutDown of [false, true]) {
+  test(`sign-out while a refresh is on the wire (/logout ${logoutDown ? "lost" : "arrives"}): the user stays signed out`, async (t) => {
+    const w = createWorld(t);
+    w.seed();
+    const tab = await w.tab();
+    let answer;
+    w.auth.beforeRefresh = () => new Promise((resolve) => (answer = resolve));
+    w.auth.logoutDown = logoutDown;
+    w.expire();
+    const call = track(tab.fetch("/items"));
+    await until(() => answer, { what: "the refresh to reach the server" });
+    await tab.signOut();
+    answer();
+    await call.promise;
+    assert.ok(call.error instanceof AuthExpiredError, String(call.value?.status));
+    assert.equal(call.error.reason, "signed_out");
+    assert.equal(tab.state, "signed_out");
+    assert.equal(tab.session, null);
+    assert.equal(w.stored(), null);
+    assert.deepEqual(tab.events.map((e) => e.event), [SIGNED_IN, SIGNED_OUT]); // restored, then signed out
+  });
+}
+
+test("timer: an idle tab refreshes a token that becomes due, without any call", async (t) => {
+  const w = createWorld(t);
+  w.seed();
+  w.expire(60);
+  const tab = await w.tab({ autoRefresh: true });
+  await until(() => w.auth.refreshes === 1, { what: "the timer's refresh" });
+  await settle(300); // a fresh session is not due: the next timer does not refresh again
+  assert.equal(w.auth.refreshes, 1);
+  assert.equal(count(tab, TOKEN_REFRESHED), 1);
+});
+
+noTokenInLogs();
