@@ -250,6 +250,18 @@ export function supabaseTokens(supabase, { now = () => Date.now() } = {}) {
     }
     return new IssuerError(`${what}: ${error.message}`, { status, code: error.code || "unknown" });
   };
+  // supabase-js announces the outcome of our own refresh or sign-in (TOKEN_REFRESHED, SIGNED_IN,
+  // and SIGNED_OUT when it drops a session whose refresh was refused) before the call returns:
+  // the api client acts on the returned value, so those events are not passed on.
+  let own = 0;
+  const ours = async (call) => {
+    own += 1;
+    try {
+      return await call();
+    } finally {
+      own -= 1;
+    }
+  };
   return {
     kind: "supabase",
     storageKey: auth.storageKey || "supabase.auth.token",
@@ -265,12 +277,12 @@ export function supabaseTokens(supabase, { now = () => Date.now() } = {}) {
       await auth.signOut({ scope: "local" });
     },
     async signIn({ email, password }) {
-      const { data, error } = await auth.signInWithPassword({ email, password });
+      const { data, error } = await ours(() => auth.signInWithPassword({ email, password }));
       if (error) throw failure(error, "sign-in");
       return fromSupabase(data.session);
     },
     async refresh(session) {
-      const { data, error } = await auth.refreshSession({ refresh_token: session.refresh_token });
+      const { data, error } = await ours(() => auth.refreshSession({ refresh_token: session.refresh_token }));
       if (error) throw failure(error, "refresh");
       const fresh = fromSupabase(data.session);
       if (!fresh) throw new IssuerUnavailableError("refresh: the answer held no session");
@@ -282,7 +294,9 @@ export function supabaseTokens(supabase, { now = () => Date.now() } = {}) {
     },
     /** Calls `listener(event, session)` when supabase-js changes the session on its own. */
     subscribe(listener) {
-      const { data } = auth.onAuthStateChange((event, session) => listener(event, fromSupabase(session)));
+      const { data } = auth.onAuthStateChange((event, session) => {
+        if (!own) listener(event, fromSupabase(session));
+      });
       return () => data.subscription.unsubscribe();
     },
   };
