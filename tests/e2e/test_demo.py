@@ -35,6 +35,22 @@ def _download(page: Any, selector: str) -> tuple[str, str]:
     return download.suggested_filename, Path(download.path()).read_text()
 
 
+def _record_initiators(browsing: Browsing, page: Any) -> dict[str, str]:
+    """Request id → the script at the top of the stack that sent each /api request (CDP)."""
+    initiators: dict[str, str] = {}
+    cdp = browsing.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+
+    def sent(event: dict[str, Any]) -> None:
+        if "/api/" not in event["request"]["url"]:
+            return
+        frames = event.get("initiator", {}).get("stack", {}).get("callFrames", [])
+        initiators[event["requestId"]] = frames[0]["url"] if frames else "(no script)"
+
+    cdp.on("Network.requestWillBeSent", sent)
+    return initiators
+
+
 def _no_expired_ui(page: Any) -> None:
     assert not banner_visible(page)
     assert "expired" not in page.inner_text("body").lower()
@@ -45,9 +61,12 @@ def test_every_view_and_export_action_works_and_exports_hold_the_users_rows(
 ) -> None:
     demo: Demo = start_demo()
     page = browsing.new_page()
+    initiators = _record_initiators(browsing, page)
+    page.goto(demo.url)
+    page.wait_for_selector("#signin:not([hidden])")
+    screenshot(page, "sign-in")
     sign_in(page, demo)
     me = _whoami(page)
-    screenshot(page, "sign-in-done")
 
     clicked = {"view": 0, "export": 0}
     for name in PAGES:
@@ -81,11 +100,20 @@ def test_every_view_and_export_action_works_and_exports_hold_the_users_rows(
             clicked["export"] += 1
         _no_expired_ui(page)
 
+    page.click('[data-nav="session"]')
+    page.click('.page[data-page="session"] [data-action="view"]')
+    page.wait_for_selector("#whoami dt")
+    assert me["email"] in page.inner_text("#whoami")
+    screenshot(page, "page-session")
+
     assert clicked["view"] >= 18 + 14 + 6 and clicked["export"] >= 3 + 6
     api_calls = browsing.network.api()
     assert api_calls and all(e["status"] == 200 for e in api_calls), browsing.network.summary()
-    # Acceptance 7, dynamically: every /api request carried the bearer token the client adds.
+    # Acceptance 7, from the browser's side: every /api request carried the bearer token the
+    # client adds, and the code that sent it was sessionkeeper.js (the top of its JS stack).
     assert all((e["authorization"] or "").startswith("Bearer ") for e in api_calls)
+    assert len(initiators) >= len(api_calls)
+    assert {url.rsplit("/", 1)[-1] for url in initiators.values()} == {"sessionkeeper.js"}
     assert browsing.errors == []
 
 
@@ -208,6 +236,7 @@ def test_revoked_elsewhere_shows_the_banner_keeps_the_page_and_replays_after_rec
         assert page.is_visible('.page[data-page="jobs"] .detail')
         assert page.locator("[role=dialog], dialog[open]").count() == 0
         assert "Session expired" in page.inner_text("session-expired-banner .bar")
+        assert not page.is_visible("session-expired-banner form")  # one line until clicked
         screenshot(page, "banner")
         page.click("session-expired-banner .link")
         page.fill("session-expired-banner input[name=password]", demo.password)

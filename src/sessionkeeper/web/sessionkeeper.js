@@ -273,8 +273,11 @@ export function supabaseTokens(supabase, { now = () => Date.now() } = {}) {
     async save() {
       /* supabase-js stores what it receives */
     },
-    async clear() {
-      await auth.signOut({ scope: "local" });
+    async clear({ scope = "local" } = {}) {
+      // supabase-js forgets the session and tells the server in one call, so it gets the caller's
+      // scope: once forgotten locally there is nothing left to revoke "global" with.
+      const { error } = await auth.signOut({ scope });
+      if (error && scope !== "local") await auth.signOut({ scope: "local" }); // not told: forget it here anyway
     },
     async signIn({ email, password }) {
       const { data, error } = await ours(() => auth.signInWithPassword({ email, password }));
@@ -504,7 +507,7 @@ export class ApiClient {
     const session = this.session;
     this._signedOut("signed out here");
     this._broadcast({ type: "signed_out" });
-    await this.tokens.clear();
+    await this.tokens.clear({ scope });
     if (session) {
       try {
         await this.tokens.signOut(session, { scope });
@@ -856,10 +859,10 @@ const BannerBase = globalThis.HTMLElement ?? class {};
 const BANNER_STYLE = `
 :host { position: fixed; left: 50%; top: 12px; transform: translateX(-50%); z-index: 2147483000;
   font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; }
-:host([hidden]) { display: none; }
+:host([hidden]), [hidden] { display: none !important; }
 .bar { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; padding: 8px 12px;
   background: #fff8e6; color: #5c3c00; border: 1px solid #f0c36d; border-radius: 8px;
-  box-shadow: 0 4px 16px rgba(0,0,0,.12); max-width: min(92vw, 640px); }
+  box-shadow: 0 4px 16px rgba(0,0,0,.12); max-width: min(94vw, 760px); }
 button { font: inherit; cursor: pointer; border-radius: 6px; padding: 4px 10px; }
 .link { border: 0; background: none; color: #8a5a00; text-decoration: underline; padding: 0; }
 .primary { border: 1px solid #b7791f; background: #b7791f; color: #fff; }

@@ -54,6 +54,7 @@ api.on((event, detail) => {
   if (event === TOKEN_REFRESHED || event === REAUTHENTICATED || event === SIGNED_IN) {
     document.body.dataset.state = "signed-in";
   }
+  updatePill();
 });
 
 $("#signin-form").addEventListener("submit", async (event) => {
