@@ -3,16 +3,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ApiError, fingerprint, normalizeSession } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { createWorld, noTokenInLogs } from "./fakes.mjs";
-
-async function signedInTab(t) {
-  const w = createWorld(t);
-  const seeded = w.seed();
-  return { w, seeded, tab: await w.tab() };
-}
+import { noTokenInLogs, signedIn } from "./fakes.mjs";
 
 test("download: the Blob and the filename from Content-Disposition", async (t) => {
-  const { tab } = await signedInTab(t);
+  const { tab } = await signedIn(t);
   const { blob, filename } = await tab.download("/export.csv");
   assert.ok(blob instanceof Blob);
   assert.equal(blob.type, "text/csv");
@@ -21,13 +15,13 @@ test("download: the Blob and the filename from Content-Disposition", async (t) =
 });
 
 test("download: filename* (RFC 5987) wins over filename; an explicit filename wins over both", async (t) => {
-  const { tab } = await signedInTab(t);
+  const { tab } = await signedIn(t);
   assert.equal((await tab.download("/report")).filename, "résumé.pdf");
   assert.equal((await tab.download("/report", { filename: "mine.pdf" })).filename, "mine.pdf");
 });
 
 test("download: recovers from a 401 like any call (one refresh, one retry)", async (t) => {
-  const { w, seeded, tab } = await signedInTab(t);
+  const { w, seeded, tab } = await signedIn(t);
   w.api.refuse(seeded.access_token);
   const { filename } = await tab.download("/export.csv");
   assert.equal(filename, "contacts.csv");
@@ -36,7 +30,7 @@ test("download: recovers from a 401 like any call (one refresh, one retry)", asy
 });
 
 test("download and json: a non-2xx answer is an ApiError with status and parsed body", async (t) => {
-  const { tab } = await signedInTab(t);
+  const { tab } = await signedIn(t);
   for (const call of [() => tab.download("/missing"), () => tab.json("/missing")]) {
     await assert.rejects(call(), (error) => {
       assert.ok(error instanceof ApiError);

@@ -12,7 +12,7 @@ import {
   REAUTHENTICATED,
   SIGNED_OUT,
 } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { ANN, BOB, count, createWorld, noTokenInLogs, requests, settle, track, until, warnings } from "./fakes.mjs";
+import { ANN, BOB, count, createWorld, noTokenInLogs, requests, settle, signedIn, track, until, warnings } from "./fakes.mjs";
 
 /** The session is still there, untouched: in memory, in storage, and no event said otherwise. */
 function assertKept(w, tab, session) {
@@ -25,9 +25,7 @@ function assertKept(w, tab, session) {
 
 for (const kind of ["500", "network", "html404"]) {
   test(`transient (${kind}): while the token is valid, calls go on with it and the session is kept`, async (t) => {
-    const w = createWorld(t);
-    const seeded = w.seed();
-    const tab = await w.tab();
+    const { w, seeded, tab } = await signedIn(t);
     w.auth.failRefresh(kind);
     w.expire(60); // 60 s left: inside the margin, still valid
     const responses = await Promise.all(requests(tab, 5));
@@ -39,9 +37,7 @@ for (const kind of ["500", "network", "html404"]) {
   });
 
   test(`transient (${kind}): after expiry the client backs off and succeeds once the issuer is back`, async (t) => {
-    const w = createWorld(t);
-    const seeded = w.seed();
-    const tab = await w.tab();
+    const { w, seeded, tab } = await signedIn(t);
     w.auth.failRefresh(kind, 3);
     w.expire();
     const responses = await Promise.all(requests(tab, 5));
@@ -53,9 +49,7 @@ for (const kind of ["500", "network", "html404"]) {
   });
 
   test(`transient (${kind}): after expiry and past refreshDeadline, IssuerUnavailableError and the session is kept`, async (t) => {
-    const w = createWorld(t);
-    const seeded = w.seed();
-    const tab = await w.tab({ refreshDeadline: 30 });
+    const { w, seeded, tab } = await signedIn(t, { refreshDeadline: 30 });
     w.auth.failRefresh(kind);
     w.expire();
     const outcomes = await Promise.allSettled(requests(tab, 5));
@@ -70,9 +64,7 @@ for (const kind of ["500", "network", "html404"]) {
 }
 
 test("definitive: a refused refresh adopts a newer session another tab stored meanwhile", async (t) => {
-  const w = createWorld(t);
-  w.seed();
-  const tab = await w.tab();
+  const { w, tab } = await signedIn(t);
   let other;
   w.auth.beforeRefresh = async (refreshToken) => {
     // Another tab spends the same refresh token first and stores what it got.
@@ -162,9 +154,7 @@ for (const [what, spoil] of [
   ["getItem throwing", (w) => (w.storage.readsThrow = true)],
 ]) {
   test(`unreadable storage (${what}) after sign-in: the session is kept and still refreshes`, async (t) => {
-    const w = createWorld(t);
-    const seeded = w.seed();
-    const tab = await w.tab();
+    const { w, seeded, tab } = await signedIn(t);
     spoil(w);
     w.channel().postMessage({ type: "session" }); // another tab says the session changed
     await settle(20);

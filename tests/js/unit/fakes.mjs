@@ -285,7 +285,7 @@ export function createAuthServer({ clock, lifetime = 3600 } = {}) {
       }
       if (url.pathname.endsWith("/logout")) {
         const token = new Headers(init.headers).get("Authorization")?.replace(/^Bearer /, "");
-        server.logouts.push(token);
+        server.logouts.push({ token, scope: url.searchParams.get("scope") });
         if (server.logoutDown) throw new TypeError("fetch failed");
         const entry = accessTokens.get(token);
         if (!entry) return json(401, { code: 401, error_code: "bad_jwt", msg: "invalid JWT" });
@@ -352,7 +352,7 @@ export function supabaseError(name, { status, code, message = name } = {}) {
  * The part of a supabase-js client `supabaseTokens` uses, behaving as supabase-js 2.119 does where
  * it matters: `refreshSession` notifies TOKEN_REFRESHED before it returns; a refusal (not a
  * retryable fetch error) of an expired session removes it and notifies SIGNED_OUT; `signOut`
- * notifies SIGNED_OUT. `refreshErrors` queues errors the next refreshes return instead.
+ * forgets the session (a "global" one only once the server was told) and notifies SIGNED_OUT. `refreshErrors` queues errors the next refreshes return instead.
  */
 export function createFakeSupabase({ server, now, storageKey }) {
   let session = null;
@@ -406,11 +406,19 @@ export function createFakeSupabase({ server, now, storageKey }) {
         notify("SIGNED_IN", session);
         return { data: { session, user: session.user }, error: null };
       },
-      async signOut() {
+      async signOut({ scope = "global" } = {}) {
         await tick();
-        if (session) server.logouts.push(session.access_token);
-        session = null;
-        notify("SIGNED_OUT", null);
+        const token = session?.access_token;
+        const forget = () => {
+          session = null;
+          notify("SIGNED_OUT", null);
+        };
+        if (scope === "local") forget(); // before the request, as 2.119 does
+        if (token) {
+          server.logouts.push({ token, scope });
+          if (server.logoutDown) return { error: supabaseError("AuthRetryableFetchError", { status: 0 }) };
+        }
+        if (scope === "global") forget(); // only once the server was told
         return { error: null };
       },
       onAuthStateChange(callback) {
@@ -501,6 +509,13 @@ export function createWorld(t, { lifetime = 3600, grantDelay = 0 } = {}) {
     for (const close of closers) close();
   });
   return w;
+}
+
+/** A world with Ann signed in and one tab open. */
+export async function signedIn(t, options = {}) {
+  const w = createWorld(t);
+  const seeded = w.seed();
+  return { w, seeded, tab: await w.tab(options) };
 }
 
 export const count = (client, event) => client.events.filter((e) => e.event === event).length;

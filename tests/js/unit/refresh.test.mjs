@@ -3,14 +3,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { AuthExpiredError, NEEDS_REAUTH, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { ANN, count, createWorld, noTokenInLogs, requests } from "./fakes.mjs";
+import { ANN, count, createWorld, noTokenInLogs, requests, signedIn } from "./fakes.mjs";
 
 const seconds = (s) => s * 1000;
 
 test("proactive: a token inside the margin is refreshed before the call, one outside it is not", async (t) => {
-  const w = createWorld(t);
-  const seeded = w.seed();
-  const tab = await w.tab({ margin: 120 });
+  const { w, seeded, tab } = await signedIn(t, { margin: 120 });
 
   w.clock.advance(seconds(3600 - 121));
   assert.equal((await tab.fetch("/items")).status, 200);
@@ -43,9 +41,7 @@ test("proactive: the margin is capped at half the lifetime, so a 5 s token is no
 });
 
 test("single flight: 50 concurrent calls with an expired token make one refresh and never send the expired token", async (t) => {
-  const w = createWorld(t);
-  const seeded = w.seed();
-  const tab = await w.tab();
+  const { w, seeded, tab } = await signedIn(t);
   w.expire();
   const responses = await Promise.all(requests(tab, 50));
   assert.deepEqual(new Set(responses.map((r) => r.status)), new Set([200]));
@@ -56,9 +52,7 @@ test("single flight: 50 concurrent calls with an expired token make one refresh 
 });
 
 test("401: a token the API refuses gets one refresh and one retry", async (t) => {
-  const w = createWorld(t);
-  const seeded = w.seed();
-  const tab = await w.tab();
+  const { w, seeded, tab } = await signedIn(t);
   w.api.refuse(seeded.access_token); // revoked at the API; the refresh token still works
   const response = await tab.fetch("/items", { headers: { "X-Request-Id": "one" } });
   assert.equal(response.status, 200);
@@ -71,9 +65,7 @@ test("401: a token the API refuses gets one refresh and one retry", async (t) =>
 });
 
 test("401: 20 concurrent calls that all get 401 share one refresh and are each retried once", async (t) => {
-  const w = createWorld(t);
-  const seeded = w.seed();
-  const tab = await w.tab();
+  const { w, seeded, tab } = await signedIn(t);
   w.api.refuse(seeded.access_token);
   const responses = await Promise.all(requests(tab, 20));
   assert.ok(responses.every((r) => r.status === 200));
@@ -84,9 +76,7 @@ test("401: 20 concurrent calls that all get 401 share one refresh and are each r
 });
 
 test("no loop: an API that refuses everything costs at most two sends a call and one refresh, then NEEDS_REAUTH once", async (t) => {
-  const w = createWorld(t);
-  w.seed();
-  const tab = await w.tab({ reauthWait: 50 });
+  const { w, tab } = await signedIn(t, { reauthWait: 50 });
   w.api.refuseAll = true;
   const outcomes = await Promise.allSettled(requests(tab, 20));
   for (const outcome of outcomes) {
@@ -107,9 +97,7 @@ test("no loop: an API that refuses everything costs at most two sends a call and
 });
 
 test("body replay: a POST retried after a 401 sends the same method and body", async (t) => {
-  const w = createWorld(t);
-  const seeded = w.seed();
-  const tab = await w.tab();
+  const { w, seeded, tab } = await signedIn(t);
   w.api.refuse(seeded.access_token);
   const body = JSON.stringify({ name: "Ann", tags: ["a", "b"] });
   const response = await tab.fetch("/contacts", { method: "POST", body, headers: { "X-Request-Id": "post", "Content-Type": "application/json" } });

@@ -12,7 +12,7 @@ import {
   supabaseTokens,
   TOKEN_REFRESHED,
 } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { ANN, count, createWorld, noTokenInLogs, requests, settle, supabaseError, track, until } from "./fakes.mjs";
+import { ANN, count, createWorld, noTokenInLogs, requests, settle, signedIn, supabaseError, track, until } from "./fakes.mjs";
 
 async function supabaseTab(t, options = {}) {
   const w = createWorld(t);
@@ -107,9 +107,27 @@ test("supabase: a SIGNED_OUT from supabase-js is mirrored; a sign-out here signs
   const token = other.sb.session.access_token;
   await other.tab.signOut();
   assert.equal(other.sb.session, null);
-  assert.ok(other.w.auth.logouts.includes(token));
+  assert.deepEqual(other.w.auth.logouts, [{ token, scope: "local" }]);
   assert.equal(count(other.tab, SIGNED_OUT), 1);
   assert.equal(w.api.sends.length, 0);
+});
+
+for (const source of ["sessionkeeper", "supabase"]) {
+  test(`sign-out with scope "global" (${source}): the server is told the scope`, async (t) => {
+    const { w, tab } = await (source === "supabase" ? supabaseTab(t) : signedIn(t));
+    const token = tab.session.access_token;
+    await tab.signOut({ scope: "global" });
+    assert.deepEqual(w.auth.logouts, [{ token, scope: "global" }]);
+  });
+}
+
+test("supabase: a global sign-out the server never hears of still forgets the session here", async (t) => {
+  const { w, sb, tab } = await supabaseTab(t);
+  w.auth.logoutDown = true;
+  await tab.signOut({ scope: "global" });
+  assert.equal(sb.session, null);
+  assert.equal(tab.state, "signed_out");
+  assert.equal(w.auth.logouts[0].scope, "global");
 });
 
 noTokenInLogs();

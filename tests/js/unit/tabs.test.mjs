@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { AuthExpiredError, SIGNED_IN, SIGNED_OUT, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { count, createWorld, noTokenInLogs, requests, settle, track, until, warnings } from "./fakes.mjs";
+import { count, createWorld, noTokenInLogs, requests, settle, signedIn, track, until, warnings } from "./fakes.mjs";
 
 const signedOutIn = (tab) => until(() => count(tab, SIGNED_OUT) === 1, { what: "SIGNED_OUT" });
 
@@ -38,9 +38,7 @@ test("a refresh in one tab reaches the other by message, without a refresh of it
 });
 
 test("lock timeout: a lock held forever by a frozen tab delays the refresh by lockTimeout, never deadlocks", async (t) => {
-  const w = createWorld(t);
-  w.seed();
-  const tab = await w.tab({ lockTimeout: 25 });
+  const { w, tab } = await signedIn(t, { lockTimeout: 25 });
   w.locks.holdForever(w.lockName);
   w.expire();
   const started = Date.now();
@@ -60,7 +58,7 @@ test("sign-out: storage and memory cleared, /logout called, SIGNED_OUT here and 
   assert.equal(w.stored(), null);
   assert.equal(a.session, null);
   assert.equal(a.state, "signed_out");
-  assert.deepEqual(w.auth.logouts, [seeded.access_token]);
+  assert.deepEqual(w.auth.logouts, [{ token: seeded.access_token, scope: "local" }]);
   assert.equal(count(a, SIGNED_OUT), 1);
   await signedOutIn(b);
   assert.equal(b.session, null);
