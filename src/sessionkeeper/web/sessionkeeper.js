@@ -377,6 +377,7 @@ export class ApiClient {
     this._recovered = null; // the token a 401-recovery produced; a 401 on it ends the session
     this._timer = null;
     this._closed = false;
+    this._epoch = 0; // bumped by every sign-out: a refresh that started before it is discarded
     this._lockName = `sessionkeeper:refresh:${tokens.storageKey}`;
     this._channel = Channel ? new Channel(`sessionkeeper:${tokens.storageKey}`) : null;
     if (this._channel) this._channel.onmessage = (event) => this._onMessage(event.data);
@@ -642,6 +643,7 @@ export class ApiClient {
   }
 
   async _refreshLocked(failedToken, why) {
+    const epoch = this._epoch;
     const stored = await this.tokens.load(); // someone else may have refreshed while we waited
     if (stored === null && this.session) {
       this._signedOut("signed out in another tab");
@@ -680,6 +682,11 @@ export class ApiClient {
       throw new AuthExpiredError(`the session has ended (${error.code})`, { reason: error.code });
     }
     if (this.state === "signed_out") throw signedOutMeanwhile();
+    if (epoch !== this._epoch) {
+      // Signed out (here or in another tab) while the refresh was in flight: the answer must not
+      // sign the user back in, nor write the session back into storage.
+      throw new AuthExpiredError("signed out during a refresh", { reason: "signed_out" });
+    }
     await this.tokens.save(fresh);
     this._install(fresh, why);
     this._broadcast({ type: "session" });
@@ -747,6 +754,7 @@ export class ApiClient {
   }
 
   _signedOut(why) {
+    this._epoch += 1;
     const wasSignedIn = this.state !== "signed_out";
     this.session = null;
     this.state = "signed_out";

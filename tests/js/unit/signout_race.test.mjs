@@ -1,0 +1,35 @@
+// A sign-out that lands while a refresh is in flight must win: the late answer neither signs the
+// user back in nor writes the session back into storage.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { AuthExpiredError, SIGNED_IN, SIGNED_OUT } from "../../../src/sessionkeeper/web/sessionkeeper.js";
+import { count, createWorld, until } from "./fakes.mjs";
+
+for (const where of ["this tab", "another tab"]) {
+  test(`a sign-out in ${where} during a refresh discards the refresh's answer`, async (t) => {
+    const w = createWorld(t);
+    w.seed();
+    const [a, b] = [await w.tab(), await w.tab()];
+    let release;
+    const held = new Promise((resolve) => {
+      release = resolve;
+    });
+    w.auth.beforeRefresh = () => held; // the refresh answer waits until we let it go
+    w.expire();
+    const call = a.fetch("/items").then(
+      () => "ok",
+      (error) => error,
+    );
+    await until(() => w.auth.refreshes === 1, { what: "the refresh to start" });
+    await (where === "this tab" ? a : b).signOut();
+    await until(() => count(a, SIGNED_OUT) === 1, { what: "SIGNED_OUT in the refreshing tab" });
+    release();
+    const outcome = await call;
+    assert.ok(outcome instanceof AuthExpiredError, `the call failed with ${outcome}`);
+    assert.equal(a.state, "signed_out");
+    assert.equal(a.session, null);
+    assert.equal(w.stored(), null, "the late answer was not written back to storage");
+    assert.equal(count(a, SIGNED_IN), 1, "only the restored session at start, no sign-in after");
+  });
+}
