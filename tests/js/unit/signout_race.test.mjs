@@ -4,18 +4,25 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { AuthExpiredError, SIGNED_IN, SIGNED_OUT } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { count, createWorld, until } from "./fakes.mjs";
+import { BOB, count, createWorld, until } from "./fakes.mjs";
 
 for (const where of ["this tab", "another tab"]) {
   test(`a sign-out in ${where} during a refresh discards the refresh's answer`, async (t) => {
     const w = createWorld(t);
     w.seed();
-    const [a, b] = [await w.tab(), await w.tab()];
     let release;
     const held = new Promise((resolve) => {
       release = resolve;
     });
-    w.auth.beforeRefresh = () => held; // the refresh answer waits until we let it go
+    // The server rotates at once; its answer reaches the tab only when we let it go.
+    const tokens = w.authClient();
+    const refresh = tokens.refresh;
+    tokens.refresh = async (session) => {
+      const fresh = await refresh(session);
+      await held;
+      return fresh;
+    };
+    const [a, b] = [await w.tab({ tokens }), await w.tab()];
     w.expire();
     const call = a.fetch("/items").then(
       () => "ok",
@@ -33,3 +40,35 @@ for (const where of ["this tab", "another tab"]) {
     assert.equal(count(a, SIGNED_IN), 1, "only the restored session at start, no sign-in after");
   });
 }
+
+test("signed out and signed in again during a refresh: the late answer does not replace the new session", async (t) => {
+  const w = createWorld(t);
+  w.seed();
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  const tokens = w.authClient();
+  const refresh = tokens.refresh;
+  tokens.refresh = async (session) => {
+    const fresh = await refresh(session);
+    await held;
+    return fresh;
+  };
+  const a = await w.tab({ tokens });
+  w.expire();
+  const call = a.fetch("/items").then(
+    () => "ok",
+    (error) => error,
+  );
+  await until(() => w.auth.refreshes === 1, { what: "the refresh to start" });
+  await a.signOut();
+  await a.signIn(BOB);
+  const bobs = a.session.access_token;
+  release();
+  const outcome = await call;
+  assert.equal(a.session.access_token, bobs, "Bob's session stays");
+  assert.equal(a.user.email, BOB.email);
+  assert.equal(JSON.parse(w.storage.getItem(w.storageKey)).access_token, bobs);
+  assert.ok(outcome === "ok" || outcome instanceof AuthExpiredError, String(outcome));
+});
