@@ -138,6 +138,22 @@ test("definitive: when another user signs in, the queued calls reject instead of
   assert.equal(w.api.sends.at(-1).token, bob.access_token);
 });
 
+test("an access token without a refresh token: a 401 asks for re-authentication, and the call replays after it", async (t) => {
+  const w = createWorld(t);
+  const seeded = w.seed();
+  w.storage.setItem(w.storageKey, JSON.stringify({ ...seeded, refresh_token: null })); // e.g. from an OAuth redirect
+  const accessOnly = await w.tab();
+  w.api.refuse(seeded.access_token);
+  const call = track(accessOnly.fetch("/items", { headers: { "X-Request-Id": "call" } }));
+  await until(() => count(accessOnly, NEEDS_REAUTH) === 1, { what: "NEEDS_REAUTH" });
+  assert.equal(w.auth.refreshes, 0);
+  await accessOnly.signIn(ANN);
+  await call.promise;
+  assert.equal(call.value?.status, 200, String(call.error));
+  assert.equal(w.api.attempts("call").length, 2);
+  assert.equal(count(accessOnly, REAUTHENTICATED), 1);
+});
+
 // -- storage that cannot be read (or written) is never a sign-out --------------------------------
 
 test("unreadable storage at start-up: not signed in, but no SIGNED_OUT and the entry is left alone", async (t) => {

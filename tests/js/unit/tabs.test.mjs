@@ -37,6 +37,18 @@ test("a refresh in one tab reaches the other by message, without a refresh of it
   assert.equal(count(b, TOKEN_REFRESHED), 1);
 });
 
+test("a 401 in a tab that missed the other's message: the session re-read inside the lock is adopted, no second refresh", async (t) => {
+  const { w, seeded, tab: b } = await signedIn(t);
+  const a = await w.tab({ BroadcastChannel: null }); // hears nothing from other tabs
+  w.api.refuse(seeded.access_token);
+  assert.equal((await b.fetch("/items")).status, 200);
+  assert.equal(a.session.access_token, seeded.access_token, "tab a has not heard of the refresh");
+  assert.equal((await a.fetch("/items")).status, 200);
+  assert.equal(w.api.sends.at(-1).token, b.session.access_token);
+  assert.equal(w.auth.refreshes, 1);
+  assert.equal(a.stats.adopted, 1);
+});
+
 test("lock timeout: a lock held forever by a frozen tab delays the refresh by lockTimeout, never deadlocks", async (t) => {
   const { w, tab } = await signedIn(t, { lockTimeout: 25 });
   w.locks.holdForever(w.lockName);
