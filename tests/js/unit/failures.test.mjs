@@ -138,6 +138,18 @@ test("definitive: when another user signs in, the queued calls reject instead of
   assert.equal(w.api.sends.at(-1).token, bob.access_token);
 });
 
+test("definitive: a failed sign-in (wrong password) leaves the calls waiting; the next one releases them", async (t) => {
+  const { w, tab, first } = await refusedTab(t);
+  w.auth.heal();
+  await assert.rejects(tab.signIn({ ...ANN, password: "wrong" }), (error) => error.code === "invalid_credentials");
+  await settle();
+  assert.equal(first.settled, false);
+  assert.equal(tab.state, "needs_reauth");
+  await tab.signIn(ANN);
+  await first.promise;
+  assert.equal(first.value?.status, 200, String(first.error));
+});
+
 test("an access token without a refresh token: a 401 asks for re-authentication, and the call replays after it", async (t) => {
   const w = createWorld(t);
   const seeded = w.seed();

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { AuthExpiredError, SIGNED_IN, SIGNED_OUT, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { count, createWorld, noTokenInLogs, requests, settle, signedIn, track, until, warnings } from "./fakes.mjs";
+import { AuthExpiredError, REAUTHENTICATED, SIGNED_IN, SIGNED_OUT, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
+import { ANN, count, createWorld, noTokenInLogs, requests, settle, signedIn, track, until, warnings } from "./fakes.mjs";
 
 const signedOutIn = (tab) => until(() => count(tab, SIGNED_OUT) === 1, { what: "SIGNED_OUT" });
 
@@ -47,6 +47,22 @@ test("a 401 in a tab that missed the other's message: the session re-read inside
   assert.equal(w.api.sends.at(-1).token, b.session.access_token);
   assert.equal(w.auth.refreshes, 1);
   assert.equal(a.stats.adopted, 1);
+});
+
+test("re-authenticating in one tab releases the calls queued in the other", async (t) => {
+  const { w, tab: a } = await signedIn(t);
+  const b = await w.tab();
+  w.auth.failRefresh("not_found");
+  w.expire();
+  const queued = [track(a.fetch("/items")), track(b.fetch("/items"))];
+  await until(() => a.state === "needs_reauth" && b.state === "needs_reauth", { what: "both tabs to need re-auth" });
+  assert.ok(w.auth.refreshes <= 2, "one refusal per tab at most"); // the first tab's verdict is not broadcast
+  w.auth.heal();
+  await a.signIn(ANN);
+  await Promise.all(queued.map((call) => call.promise));
+  assert.deepEqual(queued.map((call) => call.value?.status ?? String(call.error)), [200, 200]);
+  assert.equal(count(b, REAUTHENTICATED), 1);
+  assert.equal(b.session.access_token, a.session.access_token);
 });
 
 test("lock timeout: a lock held forever by a frozen tab delays the refresh by lockTimeout, never deadlocks", async (t) => {
