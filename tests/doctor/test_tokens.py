@@ -12,12 +12,8 @@ from hypothesis import strategies as st
 from sessionkeeper.doctor.findings import Severity
 from sessionkeeper.doctor.keysets import KeySet, secret_env_keys
 from sessionkeeper.doctor.timestamps import parse_instant
-from sessionkeeper.doctor.tokens import (
-    Expectations,
-    NotATokenError,
-    decode_untrusted,
-    diagnose_token,
-)
+from sessionkeeper.doctor.token_checks import Expectations, diagnose_token
+from sessionkeeper.doctor.tokens import NotATokenError, decode_untrusted
 from sessionkeeper.errors import ConfigError
 from tests.doctor.conftest import NOW, Materials, doctor
 from tests.guard.conftest import JwksServer, es_key, jwks_server  # noqa: F401 - fixtures

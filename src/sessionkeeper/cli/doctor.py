@@ -108,7 +108,8 @@ def token_command(
     """Decode a token without trusting it and say everything that makes an API refuse it."""
     from sessionkeeper.doctor import keysets
     from sessionkeeper.doctor.timestamps import parse_instant
-    from sessionkeeper.doctor.tokens import Expectations, decode_untrusted, diagnose_token
+    from sessionkeeper.doctor.token_checks import Expectations, diagnose_token
+    from sessionkeeper.doctor.tokens import decode_untrusted
 
     def build() -> Report:
         chosen = [o for o, v in (("--jwks-url", jwks_url), ("--jwks-file", jwks_file),

@@ -184,26 +184,27 @@ def _check_keys_signed_by(report: Report, secrets: list[EnvVar], keys: list[Foun
     if not verifiers:
         return
     names = ", ".join(sorted({v.name for v in secrets}))
+    unsigned = []
     for found in keys:
         jws = found.key.jws
         if jws is None or jws.header.get("alg") != "HS256":
             continue
-        if any(v.check(jws.signing_input, jws.signature) for v in verifiers):
-            continue
-        var = found.var
-        report.add(
-            Finding(
-                "jwt_secret_mismatch",
-                Severity.ERROR,
-                f"{var.name} ({var.where}), the {found.key.describe()}, was not signed with "
-                f"{names}: that secret is another project's (or was rotated), so the tokens this "
-                "project issues will not verify with it.",
-                "Copy the JWT secret of the project the keys belong to (Supabase: Project "
-                "Settings → API → JWT secret).",
-                {
-                    "variable": var.name,
-                    "where": var.where,
-                    "secrets": sorted({v.name for v in secrets}),
-                },
-            )
+        if not any(v.check(jws.signing_input, jws.signature) for v in verifiers):
+            unsigned.append(found)
+    if not unsigned:
+        return
+    listed = "; ".join(f"{f.var.name} ({f.var.where}), {f.key.describe()}" for f in unsigned)
+    report.add(
+        Finding(
+            "jwt_secret_mismatch",
+            Severity.ERROR,
+            f"Not signed with {names}: {listed}. The secret is another project's (or was "
+            "rotated), so the tokens of the keys' project will not verify with it.",
+            "Copy the JWT secret of the project the keys belong to (Supabase: Project "
+            "Settings → API → JWT secret).",
+            {
+                "keys": [{"variable": f.var.name, "where": f.var.where} for f in unsigned],
+                "secrets": sorted({v.name for v in secrets}),
+            },
         )
+    )

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sessionkeeper.guard.reasons import Reason
+
 SCHEMA = "sessionkeeper.doctor/1"
 
 EXIT_HEALTHY = 0
@@ -43,6 +45,40 @@ class Status(StrEnum):
 
 PROBLEMS = frozenset({Severity.ERROR, Severity.WARNING})
 
+#: Every finding code and what it says, in one place (docs/doctor.md has a row for each; a test
+#: checks that). A token's codes are the guard's refusal reasons, so the doctor, the guard's log
+#: line and its ``X-Auth-Reason`` header use the same words.
+CODES: dict[str, str] = {
+    **{reason.value: "the guard refuses the token for this reason" for reason in Reason},
+    # doctor token
+    "expired_within_leeway": "expired, still accepted for the rest of the leeway",
+    "clock_skew": "issued in this machine's future, inside the leeway",
+    "not_a_user_token": "a Supabase API key sent as a user's access token",
+    "short_secret": "an HS256 secret under 32 bytes",
+    # doctor config
+    "issuer_mismatch": "the parts name different auth servers",
+    "issuer_format": "an issuer with a trailing slash, or a Supabase issuer without /auth/v1",
+    "project_url_format": "a Supabase project URL with a path",
+    "key_other_project": "an API key of another project than the URLs name",
+    "key_role_mismatch": "an API key whose variable name says the opposite role",
+    "service_key_exposed": "a server-only key or JWT secret under a browser-exposed name",
+    "service_key_in_frontend_file": "a server-only key in a front end's file, unexposed",
+    "jwt_secret_mismatch": "JWT secrets that differ, or that did not sign the API keys",
+    "invalid_setting": "a value the auth server refuses at start-up",
+    "rotation_off": "refresh-token rotation switched off",
+    "reuse_interval_short": "a refresh-token reuse interval under 10 s",
+    "origin_not_allowed": "an app origin missing from an allow-list",
+    "nothing_to_check": "none of the known settings found",
+    # doctor probe
+    "unreachable": "the server did not answer",
+    "health_failed": "the auth server's health check failed",
+    "sign_in_failed": "the password sign-in was refused",
+    "whoami_missing": "no whoami endpoint at the given path",
+    "endpoint_failed": "an endpoint failed with something other than an auth refusal",
+    "api_refused": "the API refused the token without saying why",
+    "api_unavailable": "the API answered 503 without saying why",
+}
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -53,6 +89,10 @@ class Finding:
     message: str
     hint: str
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:  # a programming error: give the code a row in CODES
+            raise ValueError(f"unknown finding code {self.code!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {

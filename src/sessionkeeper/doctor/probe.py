@@ -23,15 +23,12 @@ from sessionkeeper.doctor.hints import guard_hint
 from sessionkeeper.doctor.keysets import KeySet, fetch_jwks
 from sessionkeeper.doctor.masking import masked, printable
 from sessionkeeper.doctor.supabase import AUTH_PATH, JWKS_PATH
-from sessionkeeper.doctor.tokens import (
-    Expectations,
-    NotATokenError,
-    decode_untrusted,
-    diagnose_token,
-)
+from sessionkeeper.doctor.token_checks import Expectations, diagnose_token
+from sessionkeeper.doctor.tokens import NotATokenError, decode_untrusted
 from sessionkeeper.guard.reasons import Reason
 
 DEFAULT_WHOAMI_PATH = "/api/debug/whoami"
+REASONS = frozenset(reason.value for reason in Reason)
 _SIGN_IN_HINTS = {
     "invalid_credentials": (
         "Check the email and password; with sessionkeeper, create the user with "
@@ -252,13 +249,12 @@ def _call(run: _Probe, label: str, path: str, token: str) -> None:
         return
     reason = response.headers.get("x-auth-reason")
     if status in (401, 403, 503):
-        code = (
-            printable(reason, 60)
-            if reason
-            else ("api_unavailable" if status == 503 else "api_refused")
-        )
-        run.report.fact(label, f"{status} {code if reason else '(no X-Auth-Reason)'}", Status.ERROR)
-        run.refusals.setdefault(code, []).append(f"{path} ({status})")
+        known = reason in REASONS
+        code = reason if reason and known else "api_unavailable" if status == 503 else "api_refused"
+        shown = printable(reason, 60) if reason else "(no X-Auth-Reason)"
+        run.report.fact(label, f"{status} {shown}", Status.ERROR)
+        unknown = f", X-Auth-Reason {shown}" if reason and not known else ""
+        run.refusals.setdefault(code, []).append(f"{path} ({status}{unknown})")
         return
     run.report.fact(label, f"{status}", Status.ERROR)
     if label == "whoami" and status == 404:
@@ -299,7 +295,8 @@ def _refusal_findings(run: _Probe) -> None:
                 Finding(
                     code,
                     Severity.ERROR,
-                    f"The API refused the signed-in user's token: {where}, without saying why.",
+                    f"The API refused the signed-in user's token: {where}, without a reason "
+                    "this doctor knows.",
                     "Run the guard with diagnostics=True (never in production) to get the reason "
                     "in X-Auth-Reason, or read the API's log line 'request refused' (its reason).",
                     {"calls": calls},
