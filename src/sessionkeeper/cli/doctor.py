@@ -231,10 +231,8 @@ def probe_command(
                 raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
         if token is not None and email is not None:
             raise ConfigError("give --email/--password or --token, not both")
-        if (email is None) != (password is None):
-            raise ConfigError(
-                "--email and --password go together (or SESSIONKEEPER_DOCTOR_PASSWORD)"
-            )
+        if email is not None and password is None:
+            raise ConfigError("--email needs --password (or SESSIONKEEPER_DOCTOR_PASSWORD)")
         given = _read_token(token, "--token") if token is not None else None
         if given is not None:
             from sessionkeeper.doctor.tokens import clean_token
@@ -248,7 +246,7 @@ def probe_command(
             whoami_path=whoami_path if whoami else None,
             endpoints=tuple(endpoint or ()),
             email=email,
-            password=password,
+            password=password if email is not None else None,
             token=given,
             apikey=apikey,
             timeout=timeout,

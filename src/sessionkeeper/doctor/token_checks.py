@@ -177,7 +177,8 @@ def _unknown_kid(token: UntrustedToken, keys: KeySet, alg: str, kid: str | None)
         )
     else:
         known = ", ".join(keys.kids()) or "none"
-        message = f"No key with kid {printable(kid)!r} in {keys.label}; known: {known}."
+        named = repr(printable(kid)) if kid else "(none)"
+        message = f"No key with kid {named} in {keys.label}; known: {known}."
         hint = guard_hint(Reason.UNKNOWN_KID)
     if isinstance(iss, str):
         details["token_issuer"] = printable(iss)
