@@ -50,9 +50,7 @@ def test_verify_benchmark_quick_json() -> None:
             assert positive(figures[key]), (alg, key)
         assert positive(figures["guard_vs_floor_plus_decode"]), alg
         assert len(figures["runs"]) == result["config"]["repetitions"]
-    assert {"es256_uncached_vs_floor_plus_decode", "cached_us_max", "met"} <= set(
-        result["targets"]
-    )
+    assert {"es256_uncached_vs_floor_plus_decode", "cached_us_max", "met"} <= set(result["targets"])
 
 
 def test_guard_asgi_benchmark_quick_json() -> None:

@@ -176,11 +176,11 @@ def test_seeded_data_is_a_pure_function_of_the_user() -> None:
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_defused() -> None:
     text = to_csv(
-        [{"a": "=HYPERLINK(\"x\")", "b": "-12.5", "c": "@SUM(A1)", "d": "+cmd"}],
+        [{"a": '=HYPERLINK("x")', "b": "-12.5", "c": "@SUM(A1)", "d": "+cmd"}],
         ("a", "b", "c", "d"),
     )
     row = next(csv.DictReader(io.StringIO(text)))
-    assert row == {"a": "'=HYPERLINK(\"x\")", "b": "-12.5", "c": "'@SUM(A1)", "d": "'+cmd"}
+    assert row == {"a": '\'=HYPERLINK("x")', "b": "-12.5", "c": "'@SUM(A1)", "d": "'+cmd"}
 
 
 async def test_the_demo_user_is_created_then_its_password_follows_the_printed_one(

@@ -51,8 +51,10 @@ def _unavailable(why: str) -> None:
     pytest.skip(f"end-to-end tests need a browser: {why}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One Chromium for the e2e package. Not session-wide: Playwright's sync API keeps an event
+    loop running in this thread while it is open, which the asyncio tests after it cannot share."""
     _need_browser()
     from playwright.sync_api import sync_playwright
 
