@@ -309,6 +309,7 @@ export function createApi({ auth }) {
   const refused = new Set();
   const api = {
     sends: [],
+    slow: new Map(), // request id -> ms the API takes to answer it
     refuseAll: false,
     refuse(token) {
       refused.add(token);
@@ -321,7 +322,7 @@ export function createApi({ auth }) {
       const token = headers.get("Authorization")?.replace(/^Bearer /, "") ?? null;
       const send = { id: headers.get("X-Request-Id"), path: url.pathname, method: init.method || "GET", token, body: init.body };
       api.sends.push(send);
-      await tick();
+      await (api.slow.has(send.id) ? sleep(api.slow.get(send.id)) : tick());
       const user = token && !refused.has(token) && !api.refuseAll ? auth.userOf(token) : null;
       if (!user) return json(401, { error: "invalid_token" }, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
       if (url.pathname === "/api/export.csv") {

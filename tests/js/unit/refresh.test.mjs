@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { AuthExpiredError, NEEDS_REAUTH, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { ANN, count, createWorld, noTokenInLogs, requests, signedIn } from "./fakes.mjs";
+import { ANN, count, createWorld, noTokenInLogs, requests, signedIn, track, until } from "./fakes.mjs";
 
 const seconds = (s) => s * 1000;
 
@@ -40,16 +40,31 @@ test("proactive: the margin is capped at half the lifetime, so a 5 s token is no
   assert.equal(w.auth.refreshes, 1, "the fresh 5 s token is not due again at once");
 });
 
-test("single flight: 50 concurrent calls with an expired token make one refresh and never send the expired token", async (t) => {
-  const { w, seeded, tab } = await signedIn(t);
-  w.expire();
-  const responses = await Promise.all(requests(tab, 50));
-  assert.deepEqual(new Set(responses.map((r) => r.status)), new Set([200]));
-  assert.equal(w.auth.refreshes, 1);
-  assert.equal(w.api.sends.length, 50);
-  assert.equal(w.api.saw(seeded.access_token), false);
-  assert.equal(count(tab, TOKEN_REFRESHED), 1);
-});
+// Without Web Locks (locks: null) only the tab's shared promise stands between 50 calls and 50
+// refreshes; with them, the lock and the re-read inside it would hide a missing shared promise.
+for (const locks of ["Web Locks", "no Web Locks"]) {
+  test(`single flight (${locks}): 50 concurrent calls with an expired token make one refresh and never send it`, async (t) => {
+    const { w, seeded, tab } = await signedIn(t, locks === "Web Locks" ? {} : { locks: null });
+    w.expire();
+    const responses = await Promise.all(requests(tab, 50));
+    assert.deepEqual(new Set(responses.map((r) => r.status)), new Set([200]));
+    assert.equal(w.auth.refreshes, 1);
+    assert.equal(w.api.sends.length, 50);
+    assert.equal(w.api.saw(seeded.access_token), false);
+    assert.equal(count(tab, TOKEN_REFRESHED), 1);
+  });
+
+  test(`401 (${locks}): 20 concurrent calls that all get 401 share one refresh and are each retried once`, async (t) => {
+    const { w, seeded, tab } = await signedIn(t, locks === "Web Locks" ? {} : { locks: null });
+    w.api.refuse(seeded.access_token);
+    const responses = await Promise.all(requests(tab, 20));
+    assert.ok(responses.every((r) => r.status === 200));
+    assert.equal(w.auth.refreshes, 1);
+    for (let i = 0; i < 20; i += 1) {
+      assert.deepEqual(w.api.attempts(`r-${i}`).map((s) => s.token === seeded.access_token), [true, false]);
+    }
+  });
+}
 
 test("401: a token the API refuses gets one refresh and one retry", async (t) => {
   const { w, seeded, tab } = await signedIn(t);
@@ -62,17 +77,6 @@ test("401: a token the API refuses gets one refresh and one retry", async (t) =>
   assert.equal(sent[1].token, tab.session.access_token);
   assert.equal(w.auth.refreshes, 1);
   assert.equal(tab.stats.recoveries, 1);
-});
-
-test("401: 20 concurrent calls that all get 401 share one refresh and are each retried once", async (t) => {
-  const { w, seeded, tab } = await signedIn(t);
-  w.api.refuse(seeded.access_token);
-  const responses = await Promise.all(requests(tab, 20));
-  assert.ok(responses.every((r) => r.status === 200));
-  assert.equal(w.auth.refreshes, 1);
-  for (let i = 0; i < 20; i += 1) {
-    assert.deepEqual(w.api.attempts(`r-${i}`).map((s) => s.token === seeded.access_token), [true, false]);
-  }
 });
 
 test("no loop: an API that refuses everything costs at most two sends a call and one refresh, then NEEDS_REAUTH once", async (t) => {
@@ -94,6 +98,20 @@ test("no loop: an API that refuses everything costs at most two sends a call and
   assert.ok(w.auth.refreshes <= 1);
   assert.equal(count(tab, NEEDS_REAUTH), 1);
   assert.ok(w.stored(), "the session is not cleared");
+});
+
+test("no loop: a first 401 on the token a 401-recovery just produced ends the session without a second refresh", async (t) => {
+  const { w, tab } = await signedIn(t, { reauthWait: 50 });
+  w.api.refuseAll = true;
+  w.api.slow.set("a", 30); // a's retry is still out when b's first answer comes back
+  const a = track(tab.fetch("/items", { headers: { "X-Request-Id": "a" } }));
+  await until(() => count(tab, TOKEN_REFRESHED) === 1, { what: "a's recovery" });
+  const b = track(tab.fetch("/items", { headers: { "X-Request-Id": "b" } }));
+  await Promise.all([a.promise, b.promise]);
+  assert.ok(a.error instanceof AuthExpiredError && b.error instanceof AuthExpiredError);
+  assert.equal(w.api.attempts("b").length, 1);
+  assert.equal(w.auth.refreshes, 1);
+  assert.equal(count(tab, NEEDS_REAUTH), 1);
 });
 
 test("body replay: a POST retried after a 401 sends the same method and body", async (t) => {
