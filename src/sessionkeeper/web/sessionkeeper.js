@@ -250,8 +250,8 @@ export function supabaseTokens(supabase, { now = () => Date.now() } = {}) {
     }
     return new IssuerError(`${what}: ${error.message}`, { status, code: error.code || "unknown" });
   };
-  // supabase-js announces the outcome of our own refresh or sign-in (TOKEN_REFRESHED, SIGNED_IN,
-  // and SIGNED_OUT when it drops a session whose refresh was refused) before the call returns:
+  // supabase-js announces the outcome of our own load, refresh or sign-in (TOKEN_REFRESHED,
+  // SIGNED_IN, and SIGNED_OUT when it drops a session whose refresh was refused) before the call returns:
   // the api client acts on the returned value, so those events are not passed on.
   let own = 0;
   const ours = async (call) => {
@@ -266,7 +266,10 @@ export function supabaseTokens(supabase, { now = () => Date.now() } = {}) {
     kind: "supabase",
     storageKey: auth.storageKey || "supabase.auth.token",
     async load() {
-      const { data, error } = await auth.getSession();
+      // getSession() refreshes a session within 90 s of expiry itself, and when that refresh is
+      // refused it drops the session and says SIGNED_OUT: ours to judge (NEEDS_REAUTH), as with
+      // refreshSession below.
+      const { data, error } = await ours(() => auth.getSession());
       if (error) return undefined;
       return fromSupabase(data.session);
     },

@@ -351,7 +351,8 @@ export function supabaseError(name, { status, code, message = name } = {}) {
 
 /**
  * The part of a supabase-js client `supabaseTokens` uses, behaving as supabase-js 2.119 does where
- * it matters: `refreshSession` notifies TOKEN_REFRESHED before it returns; a refusal (not a
+ * it matters: `getSession` refreshes a session within 90 s of expiry itself (counted in
+ * `getSessionRefreshes`); `refreshSession` notifies TOKEN_REFRESHED before it returns; a refusal (not a
  * retryable fetch error) of an expired session removes it and notifies SIGNED_OUT; `signOut`
  * forgets the session (a "global" one only once the server was told) and notifies SIGNED_OUT. `refreshErrors` queues errors the next refreshes return instead.
  */
@@ -362,9 +363,30 @@ export function createFakeSupabase({ server, now, storageKey }) {
     for (const listener of [...listeners]) listener(event, value);
   };
   const withExpiry = (body) => ({ ...body, expires_at: Math.round(now() / 1000) + body.expires_in });
+  // The refresh both getSession and refreshSession run (supabase-js's _callRefreshToken).
+  const refresh = async (refreshToken) => {
+    await tick();
+    let error = fake.refreshErrors.shift();
+    if (!error) {
+      server.refreshes += 1;
+      const [status, body] = server.rotate(refreshToken);
+      if (status === 200) {
+        session = withExpiry(body);
+        notify("TOKEN_REFRESHED", session);
+        return { data: { session, user: session.user }, error: null };
+      }
+      error = supabaseError("AuthApiError", { status, code: body.error_code, message: body.msg });
+    }
+    if (error.name !== "AuthRetryableFetchError" && session && session.expires_at * 1000 <= now()) {
+      session = null;
+      notify("SIGNED_OUT", null);
+    }
+    return { data: { session: null, user: null }, error };
+  };
   const fake = {
     refreshErrors: [],
     refreshCalls: 0,
+    getSessionRefreshes: 0,
     notify,
     get session() {
       return session;
@@ -375,27 +397,18 @@ export function createFakeSupabase({ server, now, storageKey }) {
     auth: {
       storageKey,
       async getSession() {
-        return { data: { session }, error: null };
+        // 2.119: a session within 90 s of expiry is refreshed by getSession itself; if that
+        // refresh fails but the access token is still valid, the stored session is returned.
+        if (!session || session.expires_at * 1000 - now() >= 90_000) return { data: { session }, error: null };
+        fake.getSessionRefreshes += 1;
+        const { data, error } = await refresh(session.refresh_token);
+        if (!error) return { data: { session: data.session }, error: null };
+        if (session && session.expires_at * 1000 > now()) return { data: { session }, error: null };
+        return { data: { session: null }, error };
       },
       async refreshSession({ refresh_token: refreshToken }) {
         fake.refreshCalls += 1;
-        await tick();
-        let error = fake.refreshErrors.shift();
-        if (!error) {
-          server.refreshes += 1;
-          const [status, body] = server.rotate(refreshToken);
-          if (status === 200) {
-            session = withExpiry(body);
-            notify("TOKEN_REFRESHED", session);
-            return { data: { session, user: session.user }, error: null };
-          }
-          error = supabaseError("AuthApiError", { status, code: body.error_code, message: body.msg });
-        }
-        if (error.name !== "AuthRetryableFetchError" && session && session.expires_at * 1000 <= now()) {
-          session = null;
-          notify("SIGNED_OUT", null);
-        }
-        return { data: { session: null, user: null }, error };
+        return refresh(refreshToken);
       },
       async signInWithPassword({ email, password }) {
         await tick();

@@ -12,7 +12,7 @@ import {
   supabaseTokens,
   TOKEN_REFRESHED,
 } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { ANN, count, createWorld, noTokenInLogs, requests, settle, signedIn, supabaseError, track, until } from "./fakes.mjs";
+import { ANN, AUTH_URL, count, createWorld, noTokenInLogs, requests, settle, signedIn, supabaseError, track, until } from "./fakes.mjs";
 
 async function supabaseTab(t, options = {}) {
   const w = createWorld(t);
@@ -46,19 +46,39 @@ for (const [what, { name = "AuthApiError", ...fields }, expected] of CASES) {
   });
 }
 
-test("supabase: one refresh through the adapter is one TOKEN_REFRESHED, not also an adoption", async (t) => {
-  const { w, tab } = await supabaseTab(t);
-  w.expire();
+test("supabase: one refresh through the adapter is one TOKEN_REFRESHED", async (t) => {
+  const { w, sb, tab } = await supabaseTab(t);
+  w.expire(100); // due for us (120 s), not yet for supabase-js's getSession (90 s): refreshSession
   const responses = await Promise.all(requests(tab, 5));
   assert.ok(responses.every((r) => r.status === 200));
   assert.equal(w.auth.refreshes, 1);
+  assert.equal(sb.refreshCalls, 1);
   assert.equal(count(tab, TOKEN_REFRESHED), 1);
   assert.equal(tab.stats.adopted, 0);
 });
 
-test("supabase: a definitive refusal is NEEDS_REAUTH (not supabase-js's SIGNED_OUT), and a sign-in replays", async (t) => {
+test("supabase: an expired token is refreshed once (by getSession inside the lock), one TOKEN_REFRESHED", async (t) => {
   const { w, sb, tab } = await supabaseTab(t);
-  sb.refreshErrors.push(supabaseError("AuthApiError", { status: 400, code: "refresh_token_not_found" }));
+  w.expire();
+  const responses = await Promise.all(requests(tab, 5));
+  assert.ok(responses.every((r) => r.status === 200));
+  assert.equal(w.auth.refreshes, 1);
+  assert.equal(sb.getSessionRefreshes + sb.refreshCalls, 1);
+  assert.equal(count(tab, TOKEN_REFRESHED), 1);
+});
+
+/** Ends the session at the server, as a global sign-out from another client does. */
+async function endSessionAtServer(w, accessToken) {
+  const response = await w.auth.fetch(`${AUTH_URL}/logout?scope=global`, { method: "POST", headers: { Authorization: `Bearer ${accessToken}` } });
+  assert.equal(response.status, 204);
+}
+
+// supabase-js 2.119's getSession() (the adapter's load, inside our lock) refreshes an expiring
+// session itself; when that refresh is refused it drops the session and says SIGNED_OUT. That was
+// taken for a sign-out: the user was signed out instead of offered to reconnect.
+test("supabase: a session ended at the server is NEEDS_REAUTH (not supabase-js's SIGNED_OUT), and a sign-in replays", async (t) => {
+  const { w, sb, tab } = await supabaseTab(t);
+  await endSessionAtServer(w, sb.session.access_token);
   w.expire();
   const call = track(tab.fetch("/items"));
   await until(() => tab.state !== "active", { what: "the refusal" });
@@ -79,7 +99,7 @@ test("supabase: retryable fetch errors after expiry back off, then succeed witho
   for (let i = 0; i < 3; i += 1) sb.refreshErrors.push(supabaseError("AuthRetryableFetchError", { status: 0 }));
   w.expire();
   assert.equal((await tab.fetch("/items")).status, 200);
-  assert.equal(sb.refreshCalls, 4);
+  assert.equal(sb.refreshCalls + sb.getSessionRefreshes, 4);
   assert.equal(count(tab, NEEDS_REAUTH), 0);
   assert.equal(count(tab, SIGNED_OUT), 0);
 });
