@@ -786,6 +786,10 @@ export class ApiClient {
   }
 
   async _syncFromStorage() {
+    // A source that reports its own changes (supabase-js, whose BroadcastChannel carries other
+    // tabs' refreshes and sign-outs) is not re-read here: its load can refresh (getSession within
+    // 90 s of expiry), and that refresh's storage write would wake the other tabs in turn.
+    if (this.tokens.subscribe) return;
     const stored = await this.tokens.load();
     if (stored === undefined) return; // unreadable: change nothing
     if (stored === null) {

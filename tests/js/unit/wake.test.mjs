@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { count, noTokenInLogs, settle, signedIn, until } from "./fakes.mjs";
+import { supabaseTokens, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
+import { ANN, count, createWorld, noTokenInLogs, settle, signedIn, until } from "./fakes.mjs";
 
 const page = new EventTarget();
 globalThis.addEventListener = page.addEventListener.bind(page);
@@ -50,6 +50,28 @@ test("a storage event for the session key adopts what another tab wrote; other k
   fire(page, "storage", { key: w.storageKey });
   await until(() => tab.session.access_token === other.access_token, { what: "adoption" });
   assert.equal(tab.stats.adopted, 1);
+});
+
+// supabase-js's getSession() refreshes any session within 90 s of expiry, and its refresh writes
+// localStorage, which is a storage event in every other tab. Re-reading the adapter on those events
+// made two tabs with short-lived tokens refresh each other in a loop (hundreds of /token calls a
+// minute in Chromium). supabase-js tells the adapter about other tabs' changes itself.
+test("supabase-js tokens: another tab's storage write or message does not make this tab refresh", async (t) => {
+  const w = createWorld(t, { lifetime: 60 }); // inside supabase-js's 90 s margin from the start
+  const sb = w.supabase();
+  sb.session = w.auth.issue(ANN.email);
+  const tab = await w.tab({ tokens: supabaseTokens(sb, { now: w.clock.now }) });
+  const before = w.auth.refreshes;
+  fire(page, "storage", { key: w.storageKey });
+  w.channel().postMessage({ type: "session" });
+  await settle(20);
+  assert.equal(w.auth.refreshes, before);
+  assert.equal(tab.state, "active");
+  // What supabase-js passes on from another tab is still adopted.
+  const [, body] = w.auth.rotate(sb.session.refresh_token);
+  sb.session = body;
+  sb.notify("TOKEN_REFRESHED", sb.session);
+  assert.equal(tab.session.access_token, body.access_token);
 });
 
 test("after close(), page events no longer refresh", async (t) => {
