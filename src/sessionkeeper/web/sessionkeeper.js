@@ -377,6 +377,7 @@ export class ApiClient {
     this._flight = null;
     this._reauth = null; // { promise, resolve } while in needs_reauth
     this._retryAt = 0; // no proactive refresh before this (after a transient failure)
+    this._failures = 0; // transient refresh failures in a row (the proactive back-off grows with them)
     this._recovered = null; // the token a 401-recovery produced; a 401 on it ends the session
     this._timer = null;
     this._closed = false;
@@ -606,12 +607,17 @@ export class ApiClient {
       try {
         const session = await this._withLock(() => this._refreshLocked(failedToken, why));
         this._retryAt = 0;
+        this._failures = 0;
         return session;
       } catch (error) {
         if (!(error instanceof IssuerUnavailableError)) throw error;
         const current = this.session;
-        this._retryAt = this._now() + delay;
-        this._warn("refresh failed; the session is kept and the refresh retried", { error: error.message, retry_in_ms: delay });
+        // Consecutive failures push the next proactive attempt (timer, wake-up, a call whose
+        // token still works) further out each time: an outage is not asked every backoffInitial.
+        this._failures += 1;
+        const pause = Math.min(this.backoffInitial * 2 ** Math.min(this._failures - 1, 30), this.backoffMax);
+        this._retryAt = this._now() + pause;
+        this._warn("refresh failed; the session is kept and the refresh retried", { error: error.message, retry_in_ms: pause });
         // A caller holding a still-valid token does not wait for the issuer to come back.
         if ((current && !this._expired(current) && failedToken === null) || this._now() + delay > deadline) throw error;
         await sleep(delay * (0.75 + Math.random() / 2));
@@ -705,6 +711,7 @@ export class ApiClient {
     this.session = session;
     this.state = "active";
     this._retryAt = 0;
+    this._failures = 0;
     if (previous === "needs_reauth") this._leaveNeedsReauth(previousUser === null || previousUser === (session.user?.id ?? null));
     else if (previous === "signed_out") this._emit(SIGNED_IN, {});
     else this._emit(TOKEN_REFRESHED, { why });

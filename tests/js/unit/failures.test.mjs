@@ -63,6 +63,25 @@ for (const kind of ["500", "network", "html404"]) {
   });
 }
 
+// While the token still works, each failed attempt pushed the next one only backoffInitial away:
+// during an outage the timer, wake-ups and calls asked /token every 500 ms until the token expired.
+test("transient, token still valid: consecutive failed attempts back off exponentially", async (t) => {
+  const { w, tab } = await signedIn(t, { backoffInitial: 1000, backoffMax: 60_000 });
+  w.auth.failRefresh("500");
+  w.expire(100); // 100 s left: due (margin 120 s), valid for long enough
+  for (let second = 0; second < 15; second += 1) {
+    assert.equal((await tab.fetch("/items")).status, 200);
+    w.clock.advance(1000);
+  }
+  // Attempts at 0, 1, 3, 7 s (then 15 s): not one a second.
+  assert.equal(w.auth.refreshes, 4);
+  w.auth.heal();
+  w.clock.advance(1000);
+  assert.equal((await tab.fetch("/items")).status, 200);
+  assert.equal(w.auth.refreshes, 5);
+  assert.equal(tab.state, "active");
+});
+
 test("definitive: a refused refresh adopts a newer session another tab stored meanwhile", async (t) => {
   const { w, tab } = await signedIn(t);
   let other;
