@@ -449,6 +449,8 @@ export class ApiClient {
       if (first.ok) this._recovered = null;
       return first;
     }
+    // A stream body was read by the first send and cannot be sent again: the caller gets the 401.
+    if (init.body && typeof init.body.getReader === "function") return first;
     const sent = session.access_token;
     this._debug("401 from the API; recovering", { path: String(path) });
     first.body?.cancel().catch(() => undefined); // free the connection; the body is not needed

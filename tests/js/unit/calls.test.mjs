@@ -29,6 +29,30 @@ test("download: recovers from a 401 like any call (one refresh, one retry)", asy
   assert.equal(w.api.sends.length, 2);
 });
 
+test("fetch: a stream body cannot be replayed: the 401 comes back as it came, not a TypeError", async (t) => {
+  const { w, seeded } = await signedIn(t);
+  // A fetch that reads the body as a browser's does: a stream can be read once.
+  const reading = async (url, init) => {
+    if (init.body instanceof ReadableStream) await new Response(init.body).text();
+    return w.api.fetch(url, init);
+  };
+  const tab = await w.tab({ fetch: reading });
+  w.api.refuse(seeded.access_token);
+  const body = new ReadableStream({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("row 1"));
+      controller.close();
+    },
+  });
+  const response = await tab.fetch("/upload", { method: "POST", body, duplex: "half" });
+  assert.equal(response.status, 401);
+  assert.deepEqual(await response.json(), { error: "invalid_token" });
+  assert.equal(w.api.sends.length, 1);
+  // A replayable body still gets its one refresh and one retry.
+  assert.equal((await tab.fetch("/upload", { method: "POST", body: "row 1" })).status, 200);
+  assert.equal(w.api.sends.length, 3);
+});
+
 test("download and json: a non-2xx answer is an ApiError with status and parsed body", async (t) => {
   const { tab } = await signedIn(t);
   for (const call of [() => tab.download("/missing"), () => tab.json("/missing")]) {
