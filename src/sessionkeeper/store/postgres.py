@@ -61,6 +61,7 @@ class PostgresStore:
             " -c default_transaction_isolation=read\\ committed"
         )
         self._failed_at = -FAIL_FAST_WINDOW
+        self._errors_at_success = 0  # the pool's connection-error count at the last good connection
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -107,18 +108,28 @@ class PostgresStore:
             and self._pool.get_stats().get("pool_available", 0) == 0
         ):
             # The database refused a connection a moment ago and none is ready: answer 503 now
-            # instead of holding a worker for the whole pool timeout. One request per window
-            # still waits for a connection, which is how the pool notices the database is back.
-            self._failed_at = time.monotonic()
+            # instead of holding a worker for the whole pool timeout. The window is not extended
+            # here: once it ends, requests wait on the pool again, which is how the pool notices
+            # the database is back (a new failure opens a new window).
             raise StoreUnavailableError("database unreachable (a connection failed just now)")
         try:
             with self._pool.connection(timeout=self.pool_timeout) as conn:
+                self._errors_at_success = self._pool.get_stats().get("connections_errors", 0)
                 try:
                     yield conn
                 finally:
                     self._last_used[conn] = time.monotonic()
         except PoolTimeout as exc:
             wait = f"{self.pool_timeout:.0f} s"
+            if self._pool.get_stats().get("connections_errors", 0) > self._errors_at_success:
+                # Not a busy pool: connection attempts failed since the last good one, the
+                # database refuses connections. Let the next requests fail fast instead of each
+                # waiting out the pool timeout (the pool's own failure notice can come later
+                # than this on a loaded machine).
+                self._note_failure()
+                raise StoreUnavailableError(
+                    f"database unreachable: no connection within {wait}"
+                ) from exc
             raise StoreUnavailableError(f"no database connection within {wait}") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self._note_failure()
