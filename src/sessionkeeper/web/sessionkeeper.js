@@ -236,11 +236,19 @@ export function createAuthClient({
  */
 export function supabaseTokens(supabase, { now = () => Date.now() } = {}) {
   const auth = supabase.auth;
+  // supabase-js keeps `expires_at` in the server's epoch seconds. A local clock that is wrong by
+  // more than a token's life would make every session look due (a refresh per call), so the
+  // server-minus-local offset is learnt from each session we receive and taken off.
+  let skew = 0;
+  const learn = (s) => {
+    if (s && Number(s.expires_at) > 0 && Number(s.expires_in) > 0) {
+      skew = Number(s.expires_at) - (now() / 1000 + Number(s.expires_in));
+    }
+  };
   const fromSupabase = (s) => {
     if (!s) return null;
-    // supabase-js keeps `expires_at` (server epoch seconds); keep its own view of expiry.
     const lifetime = Number(s.expires_in) > 0 ? Number(s.expires_in) : 3600;
-    const expiresAt = Number(s.expires_at) > 0 ? Number(s.expires_at) : now() / 1000 + lifetime;
+    const expiresAt = Number(s.expires_at) > 0 ? Number(s.expires_at) - skew : now() / 1000 + lifetime;
     return normalizeSession({ ...s, expires_in: lifetime, received_at: expiresAt - lifetime, expires_at_local: expiresAt }, now());
   };
   const failure = (error, what) => {
@@ -285,11 +293,13 @@ export function supabaseTokens(supabase, { now = () => Date.now() } = {}) {
     async signIn({ email, password }) {
       const { data, error } = await ours(() => auth.signInWithPassword({ email, password }));
       if (error) throw failure(error, "sign-in");
+      learn(data.session);
       return fromSupabase(data.session);
     },
     async refresh(session) {
       const { data, error } = await ours(() => auth.refreshSession({ refresh_token: session.refresh_token }));
       if (error) throw failure(error, "refresh");
+      learn(data.session);
       const fresh = fromSupabase(data.session);
       if (!fresh) throw new IssuerUnavailableError("refresh: the answer held no session");
       return fresh;

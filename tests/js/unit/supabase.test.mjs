@@ -151,3 +151,20 @@ test("supabase: a global sign-out the server never hears of still forgets the se
 });
 
 noTokenInLogs();
+
+test("supabase: a local clock 10 minutes ahead (300 s tokens) does not refresh on every call", async (t) => {
+  const w = createWorld(t, { lifetime: 300 });
+  const sb = w.supabase(); // supabase-js's expires_at comes from the server's clock
+  const ahead = () => w.clock.now() + 10 * 60 * 1000;
+  const tokens = supabaseTokens(sb, { now: ahead });
+  const tab = await w.tab({ tokens, now: ahead });
+  await tab.signIn(ANN);
+  for (let i = 0; i < 5; i++) assert.equal((await tab.fetch("/items")).status, 200);
+  assert.equal(w.auth.refreshes, 0, "a fresh session is not due because the clock is wrong");
+  w.clock.advance(200 * 1000); // inside the margin (half of 300 s), by the server's clock
+  assert.equal((await tab.fetch("/items")).status, 200);
+  assert.equal(w.auth.refreshes, 1);
+  for (let i = 0; i < 5; i++) await tab.fetch("/items");
+  assert.equal(w.auth.refreshes, 1, "and the refreshed one is not due either");
+  noTokenInLogs();
+});
