@@ -267,3 +267,51 @@ def test_sign_out_in_one_tab_shows_signed_out_in_the_other_within_a_second(
     assert tab_b.evaluate("() => localStorage.getItem('sessionkeeper.session')") is None
     assert tab_b.locator(".grid tbody tr").count() == 0  # no data left on screen
     screenshot(tab_b, "signed-out")
+
+
+def test_the_banner_works_from_the_keyboard_and_says_what_went_wrong(
+    start_demo: Any, browsing: Browsing
+) -> None:
+    demo: Demo = start_demo()
+    page = browsing.new_page()
+    sign_in(page, demo)
+    other = SyncGoTrueClient(url=f"{demo.origin}/auth/v1")
+    other.sign_in_with_password({"email": demo.email, "password": demo.password})
+    other.sign_out({"scope": "global"})
+
+    export = page.locator('.page[data-page="jobs"] [data-action="export"]')
+    export.focus()
+    page.keyboard.press("Enter")  # the export, from the keyboard
+    page.wait_for_selector("session-expired-banner:not([hidden])")
+    banner = page.locator("session-expired-banner")
+    assert banner.locator(".bar").get_attribute("role") == "status"  # announced, not a dialog
+
+    page.click("session-expired-banner .link")
+    assert page.is_visible("session-expired-banner form")
+    page.keyboard.press("Escape")  # "not now": the form closes, focus stays in the banner
+    assert not page.is_visible("session-expired-banner form")
+    assert (
+        page.evaluate(
+            "() => document.querySelector('session-expired-banner').shadowRoot.activeElement"
+            "?.className"
+        )
+        == "link"
+    )
+
+    page.keyboard.press("Enter")  # reopen from the focused link
+    page.fill("session-expired-banner input[name=password]", "not-the-password")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.querySelector('session-expired-banner').shadowRoot"
+        ".querySelector('.error').textContent.length > 0"
+    )
+    assert "Wrong email or password." in banner.locator(".error").inner_text()
+    assert banner.is_visible()
+
+    with page.expect_download() as info:
+        page.fill("session-expired-banner input[name=password]", demo.password)
+        page.keyboard.press("Enter")
+    assert info.value.suggested_filename == "jobs.csv"  # the queued export completed
+    page.wait_for_selector("session-expired-banner", state="hidden")
+    # Focus returns to where the user was (the export button), not to <body>.
+    assert page.evaluate("() => document.activeElement?.dataset?.action") == "export"

@@ -950,6 +950,7 @@ export class SessionExpiredBanner extends BannerBase {
 
   show() {
     if (!this.shadowRoot) this._render();
+    if (this.hidden) this._returnFocus = globalThis.document?.activeElement ?? null;
     this._form.hidden = true;
     this._prompt.hidden = false;
     this._error.textContent = "";
@@ -957,8 +958,17 @@ export class SessionExpiredBanner extends BannerBase {
   }
 
   hide() {
+    const hadFocus = this.shadowRoot?.activeElement != null;
     this.hidden = true;
     if (this._password) this._password.value = "";
+    // Keyboard users land where they were before the banner, not on <body>.
+    if (hadFocus && this._returnFocus?.isConnected) this._returnFocus.focus();
+  }
+
+  _closeForm() {
+    this._form.hidden = true;
+    this._prompt.hidden = false;
+    this._link.focus();
   }
 
   _render() {
@@ -988,10 +998,11 @@ export class SessionExpiredBanner extends BannerBase {
     this._email = root.querySelector('input[name="email"]');
     this._password = root.querySelector('input[name="password"]');
     this._error = root.querySelector(".error");
-    root.querySelector(".link").addEventListener("click", () => this._reconnect());
-    root.querySelector(".cancel").addEventListener("click", () => {
-      this._form.hidden = true;
-      this._prompt.hidden = false;
+    this._link = root.querySelector(".link");
+    this._link.addEventListener("click", () => this._reconnect());
+    root.querySelector(".cancel").addEventListener("click", () => this._closeForm());
+    this._form.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") this._closeForm();
     });
     this._form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -1001,7 +1012,11 @@ export class SessionExpiredBanner extends BannerBase {
       try {
         await this._client.signIn({ email: this._email.value, password: this._password.value });
       } catch (error) {
-        this._error.textContent = error instanceof IssuerError ? "Wrong email or password." : "Could not reach the server; try again.";
+        this._error.textContent = !(error instanceof IssuerError)
+          ? "Could not reach the server; try again."
+          : error.code === "invalid_credentials"
+            ? "Wrong email or password."
+            : `Could not sign in (${error.code}).`;
       } finally {
         submit.disabled = false;
       }
