@@ -221,6 +221,11 @@ export function createAuthClient({
       if (!session) return;
       await call("POST", `/logout?scope=${encodeURIComponent(scope)}`, { token: session.access_token, what: "sign-out" });
     },
+    /** GET /user: the issuer's own verdict on an access token. */
+    async user(session) {
+      const response = await call("GET", "/user", { token: session.access_token, what: "user" });
+      return readJson(response);
+    },
   };
 }
 
@@ -679,8 +684,17 @@ export class ApiClient {
     }
     if (!base) throw new AuthExpiredError("not signed in", { reason: "signed_out" });
     if (!base.refresh_token) {
-      // An access token only (e.g. from an OAuth redirect): nothing to refresh with.
-      this._enterNeedsReauth("no refresh token");
+      // An access token only (e.g. from an OAuth redirect): nothing to refresh with. After a 401,
+      // ask the issuer once whether it still accepts the token, so the log says whose verdict it
+      // was (a token the issuer accepts but the API refuses points at the API's configuration).
+      let issuer = "not asked";
+      if (failedToken && this.tokens.user) {
+        issuer = await this.tokens.user(base).then(
+          () => "accepts it",
+          (error) => (error instanceof IssuerError ? `refuses it (${error.code})` : "unreachable"),
+        );
+      }
+      this._enterNeedsReauth(`no refresh token; the issuer ${issuer}`);
       throw new AuthExpiredError("no refresh token; sign in again", { reason: "no_refresh_token" });
     }
     let fresh;

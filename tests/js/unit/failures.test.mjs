@@ -178,6 +178,9 @@ test("an access token without a refresh token: a 401 asks for re-authentication,
   const call = track(accessOnly.fetch("/items", { headers: { "X-Request-Id": "call" } }));
   await until(() => count(accessOnly, NEEDS_REAUTH) === 1, { what: "NEEDS_REAUTH" });
   assert.equal(w.auth.refreshes, 0);
+  // It asked the issuer once (GET /user), which still accepts the token: the log says so.
+  assert.equal(w.auth.userCalls, 1);
+  assert.match(accessOnly.events.find((e) => e.event === NEEDS_REAUTH).reason, /issuer accepts it/);
   await accessOnly.signIn(ANN);
   await call.promise;
   assert.equal(call.value?.status, 200, String(call.error));

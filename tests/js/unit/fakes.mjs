@@ -283,6 +283,12 @@ export function createAuthServer({ clock, lifetime = 3600 } = {}) {
         }
         return json(200, server.issue(body.email));
       }
+      if (url.pathname.endsWith("/user")) {
+        server.userCalls = (server.userCalls ?? 0) + 1;
+        const token = new Headers(init.headers).get("Authorization")?.replace(/^Bearer /, "");
+        const user = server.userOf(token);
+        return user ? json(200, user) : json(403, { code: 403, error_code: "bad_jwt", msg: "invalid JWT" });
+      }
       if (url.pathname.endsWith("/logout")) {
         const token = new Headers(init.headers).get("Authorization")?.replace(/^Bearer /, "");
         server.logouts.push({ token, scope: url.searchParams.get("scope") });
