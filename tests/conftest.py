@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,3 +288,27 @@ def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
         "--rate-limit-password-per-email", "0",
         "--rate-limit-signup-per-ip", "0",
     )  # fmt: skip
+
+
+@contextmanager
+def serve_in_thread(app: Any, port: int, what: str = "server") -> Iterator[None]:
+    """Run an ASGI app under uvicorn on a daemon thread at 127.0.0.1:``port`` until the block
+    ends (for in-process fakes the code under test reaches over real HTTP)."""
+    import threading
+
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -4,8 +4,6 @@ diagnostics off, another issuer, an HS256 server)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,7 +21,7 @@ from sessionkeeper.guard import SessionGuard, principal_of
 from sessionkeeper.server.app import build_context, create_app
 from sessionkeeper.server.guard_keys import KeyRingKeys
 from sessionkeeper.store.sqlite import SQLiteStore
-from tests.conftest import PASSWORD, fast_passwords
+from tests.conftest import PASSWORD, fast_passwords, serve_in_thread
 from tests.guard.conftest import free_port
 
 EMAIL = "ada@example.com"
@@ -85,24 +82,15 @@ def live_deployment(
         diagnostics=diagnostics,
     )
     app = create_app(config, ctx, routes=[Mount("/api", app=api)])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("live deployment did not start")
-        time.sleep(0.01)
-    live = Live(f"http://127.0.0.1:{port}")
-    r = httpx.post(
-        f"{live.base_url}/auth/v1/signup", json={"email": EMAIL, "password": PASSWORD}, timeout=10
-    )
-    assert r.status_code == 200, r.text
-    try:
-        yield live
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        store.close()
+    with serve_in_thread(app, port, "live deployment"):
+        live = Live(f"http://127.0.0.1:{port}")
+        r = httpx.post(
+            f"{live.base_url}/auth/v1/signup",
+            json={"email": EMAIL, "password": PASSWORD},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        try:
+            yield live
+        finally:
+            store.close()

@@ -11,15 +11,12 @@ import asyncio
 import json
 import logging
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +25,7 @@ from starlette.routing import Route
 from sessionkeeper.clock import ManualClock
 from sessionkeeper.core.keys import SigningKey
 from sessionkeeper.guard import SessionGuard, principal_of
+from tests.conftest import serve_in_thread
 
 ISSUER = "https://project.example/auth/v1"
 NOW = 1_800_000_000
@@ -167,15 +165,5 @@ def jwks_server(es_key: SigningKey) -> Iterator[JwksServer]:
         return Response(json.dumps(state.document), media_type="application/json")
 
     app = Starlette(routes=[Route("/{path:path}", jwks)])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("jwks server did not start")
-        time.sleep(0.01)
-    yield state
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app, port, "jwks server"):
+        yield state
