@@ -683,6 +683,11 @@ export class ApiClient {
       return base;
     }
     if (!base) throw new AuthExpiredError("not signed in", { reason: "signed_out" });
+    if (this.state === "needs_reauth") {
+      // Another tab's refresh of this session was refused for good while we waited for the lock:
+      // spending the same refresh token again can only be refused too.
+      throw new AuthExpiredError("the session has ended (refused in another tab)", { reason: "needs_reauth" });
+    }
     if (!base.refresh_token) {
       // An access token only (e.g. from an OAuth redirect): nothing to refresh with. After a 401,
       // ask the issuer once whether it still accepts the token, so the log says whose verdict it
@@ -705,15 +710,21 @@ export class ApiClient {
       this.stats.refreshes += 1;
       fresh = await this.tokens.refresh(base);
     } catch (error) {
-      if (this.state === "signed_out") throw signedOutMeanwhile();
+      if (this.state === "signed_out" || epoch !== this._epoch) throw signedOutMeanwhile();
       if (!(error instanceof IssuerError)) throw error;
       // Definitive. A newer token may have reached storage meanwhile (another tab): adopt it.
       const again = await this.tokens.load();
+      if (epoch !== this._epoch) throw signedOutMeanwhile(); // a sign-out arrived meanwhile
       if (again && again.refresh_token !== base.refresh_token && !this._expired(again)) {
         this._adopt(again);
         return again;
       }
       this._enterNeedsReauth(error.code || "refresh refused");
+      // The other tabs hold the same refresh token: tell them (by fingerprint) so they show the
+      // banner now instead of each spending a refused refresh at its next call.
+      // (Sent when the fingerprint is ready; nothing is awaited between the verdict and the throw,
+      // so the callers see the state the verdict left.)
+      fingerprint(base.refresh_token).then((refresh) => this._broadcast({ type: "refused", refresh, code: error.code }));
       throw new AuthExpiredError(`the session has ended (${error.code})`, { reason: error.code });
     }
     if (this.state === "signed_out") throw signedOutMeanwhile();
@@ -816,6 +827,15 @@ export class ApiClient {
     if (!message || typeof message !== "object") return;
     if (message.type === "signed_out") this._signedOut("signed out in another tab");
     else if (message.type === "session") this._syncFromStorage();
+    else if (message.type === "refused") this._refusedElsewhere(message);
+  }
+
+  /** Another tab's refresh of our very refresh token was refused for good: same verdict here. */
+  async _refusedElsewhere({ refresh, code }) {
+    const session = this.session;
+    if (this.state !== "active" || !session?.refresh_token) return;
+    if ((await fingerprint(session.refresh_token)) !== refresh || this.session !== session) return;
+    this._enterNeedsReauth(`${code || "refresh refused"} (in another tab)`);
   }
 
   async _syncFromStorage() {

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { AuthExpiredError, REAUTHENTICATED, SIGNED_IN, SIGNED_OUT, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
-import { ANN, count, createWorld, noTokenInLogs, requests, settle, signedIn, track, until, warnings } from "./fakes.mjs";
+import { AuthExpiredError, NEEDS_REAUTH, REAUTHENTICATED, SIGNED_IN, SIGNED_OUT, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
+import { ANN, AUTH_URL, count, createWorld, noTokenInLogs, requests, settle, signedIn, track, until, warnings } from "./fakes.mjs";
 
 const signedOutIn = (tab) => until(() => count(tab, SIGNED_OUT) === 1, { what: "SIGNED_OUT" });
 
@@ -56,7 +56,7 @@ test("re-authenticating in one tab releases the calls queued in the other", asyn
   w.expire();
   const queued = [track(a.fetch("/items")), track(b.fetch("/items"))];
   await until(() => a.state === "needs_reauth" && b.state === "needs_reauth", { what: "both tabs to need re-auth" });
-  assert.ok(w.auth.refreshes <= 2, "one refusal per tab at most"); // the first tab's verdict is not broadcast
+  assert.ok(w.auth.refreshes <= 2, "one refusal per tab at most"); // usually 1: the verdict is broadcast
   w.auth.heal();
   await a.signIn(ANN);
   await Promise.all(queued.map((call) => call.promise));
@@ -150,3 +150,27 @@ test("timer: an idle tab refreshes a token that becomes due, without any call", 
 });
 
 noTokenInLogs();
+
+test("a refresh refused for good in one tab puts the other tabs in needs-reauth without a refresh of their own", async (t) => {
+  const w = createWorld(t);
+  const seeded = w.seed();
+  const [a, b, c] = [await w.tab(), await w.tab(), await w.tab()];
+  // The session ends at the server (a global sign-out elsewhere), then the access token expires.
+  await w.auth.fetch(`${AUTH_URL}/logout?scope=global`, { method: "POST", headers: { Authorization: `Bearer ${seeded.access_token}` } });
+  w.expire();
+  await assert.rejects(a.fetch("/items"), AuthExpiredError);
+  await until(() => count(b, NEEDS_REAUTH) === 1 && count(c, NEEDS_REAUTH) === 1, { what: "NEEDS_REAUTH in the other tabs" });
+  assert.equal(w.auth.refreshes, 1, "only the first tab asked the server");
+  assert.match(b.events.find((e) => e.event === NEEDS_REAUTH).reason, /another tab/);
+  noTokenInLogs();
+});
+
+test("a refusal message about another refresh token changes nothing here", async (t) => {
+  const w = createWorld(t);
+  w.seed();
+  const tab = await w.tab();
+  w.channel().postMessage({ type: "refused", refresh: "00000000", code: "refresh_token_not_found" });
+  await settle(20);
+  assert.equal(tab.state, "active");
+  assert.equal(count(tab, NEEDS_REAUTH), 0);
+});
