@@ -156,6 +156,29 @@ def test_idle_past_expiry_then_click_refreshes_silently(
     assert browsing.errors == []
 
 
+def test_idle_twenty_real_seconds_with_five_second_tokens_then_click(
+    start_demo: Any, browsing: Browsing
+) -> None:
+    """The same on the wall clock, no fake time: the visible tab refreshes on its own while idle
+    (at half the token's life), and the click after 20 s needs no 401 and shows nothing."""
+    demo: Demo = start_demo("--jwt-exp", "5")
+    page = browsing.new_page()
+    sign_in(page, demo)
+    mark = browsing.network.mark()
+    page.wait_for_timeout(20_000)
+    idle_refreshes = browsing.network.refreshes(mark)
+    assert len(idle_refreshes) >= 4, browsing.network.summary(mark)  # one per ~2.5 s of 5 s life
+    assert all(e["status"] == 200 for e in idle_refreshes)
+    assert browsing.network.api(mark) == []  # nothing else happened while idle
+    click = browsing.network.mark()
+    with page.expect_download() as info:
+        page.click('.page[data-page="jobs"] [data-action="export"]')
+    assert info.value.suggested_filename == "jobs.csv"
+    assert [e["status"] for e in browsing.network.wait_api(page, click, 1)] == [200]
+    _no_expired_ui(page)
+    assert browsing.errors == []
+
+
 def test_a_token_expired_at_the_server_gets_one_401_one_refresh_one_retry(
     start_demo: Any, browsing: Browsing
 ) -> None:
