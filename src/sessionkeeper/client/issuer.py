@@ -14,6 +14,7 @@ Failures fall in two kinds, and the difference is the whole failure policy:
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -24,6 +25,8 @@ from sessionkeeper.clock import Clock
 
 API_VERSION = "2024-01-01"
 _TRANSIENT_4XX = frozenset({408, 409, 425, 429})
+#: An auth server's answers are a few KB; anything past this is not one.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 class Issuer:
@@ -43,10 +46,31 @@ class Issuer:
             headers["apikey"] = api_key
         self.auth_url = auth_url.rstrip("/")
         self._clock = clock
+        self._timeout = timeout
         self._http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self._http.close()
+
+    def _bounded(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; the whole answer must arrive within ``timeout`` (plus at most one
+        read time-out for the last chunk), not merely each read."""
+        deadline = time.monotonic() + self._timeout
+        what = f"{request.method} {request.url.path}"
+        response = self._http.send(request, stream=True)
+        try:
+            content = _read_within(response, deadline, what)
+        finally:
+            response.close()
+        # The body is decoded already: the headers must no longer say it is compressed.
+        headers = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code, headers=headers, content=content, request=request
+        )
 
     def password_grant(self, email: str, password: str) -> Session:
         body = {"email": email, "password": password}
@@ -86,8 +110,10 @@ class Issuer:
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            response = self._http.request(
-                method, self.auth_url + path, params=params, json=json_body, headers=headers
+            response = self._bounded(
+                self._http.build_request(
+                    method, self.auth_url + path, params=params, json=json_body, headers=headers
+                )
             )
         except httpx.HTTPError as exc:
             raise IssuerUnavailableError(f"{method} {path}: {type(exc).__name__}") from exc
@@ -100,6 +126,24 @@ class Issuer:
             # maintenance page) says nothing about the session: transient, never a sign-out.
             raise IssuerUnavailableError(f"{method} {path}: {status} {code}")
         raise IssuerError(status, code, message)
+
+
+def _read_within(
+    response: httpx.Response, deadline: float, what: str, limit: int = MAX_ANSWER_BYTES
+) -> bytes:
+    """The body, read chunk by chunk against an overall deadline and a size cap. httpx's
+    timeouts are per read: an issuer (or a proxy) that drips a byte every few seconds would keep
+    a refresh open forever, and every caller waiting on it."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise IssuerUnavailableError(f"{what}: the answer is larger than {limit} bytes")
+        if time.monotonic() > deadline:
+            raise IssuerUnavailableError(f"{what}: no complete answer within the time-out")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(response: httpx.Response) -> Any:
