@@ -192,3 +192,36 @@ def test_sign_out_calls_logout_even_when_a_request_sees_the_file_vanish_first(
     assert len(requests_to(auth, "/logout")) == 1
     assert events.count(AuthEvent.SIGNED_OUT) == 1
     keeper.close()
+
+
+class RecordingFileStorage(FileStorage):
+    """Notes which thread checks and reads the shared file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.threads: list[int] = []
+
+    def changed(self) -> bool:
+        self.threads.append(threading.get_ident())
+        return super().changed()
+
+    def load(self) -> Session | None:
+        self.threads.append(threading.get_ident())
+        return super().load()
+
+
+async def test_the_async_path_checks_shared_storage_off_the_event_loop(
+    auth: ServerProcess, tmp_path: Path
+) -> None:
+    storage = RecordingFileStorage(tmp_path / "session.json")
+    keeper, _, _ = _signed_in(auth, storage)
+    other = FileStorage(tmp_path / "session.json")
+    other.save(None)  # another process signs out: the next watch must read the file
+    time.sleep(FAST.watch_interval + 0.05)
+    storage.threads.clear()
+    loop_thread = threading.get_ident()
+    with contextlib.suppress(Exception):
+        await keeper.aget_authorization()
+    assert storage.threads, "the watch ran"
+    assert loop_thread not in storage.threads
+    keeper.close()

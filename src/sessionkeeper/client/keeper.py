@@ -207,7 +207,11 @@ class SessionKeeper:
         fast = self._fast_authorization()
         if fast is not None:
             return fast
-        plan = self._plan()
+        if time.monotonic() >= self._next_watch:
+            # The storage check stats (and may read) the shared file: off the event loop, so a
+            # slow disk or network filesystem never stalls the app's other tasks.
+            await asyncio.to_thread(self._watch)
+        plan = self._plan()  # its own watch is a no-op now
         return plan if isinstance(plan, str) else (await plan.aresult()).authorization
 
     def recover(self, used: str) -> str:
