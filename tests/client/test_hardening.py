@@ -6,6 +6,7 @@ none of them may lose the session, sign the user out, or turn every call into a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import threading
@@ -217,7 +218,7 @@ async def test_the_async_path_checks_shared_storage_off_the_event_loop(
     keeper, _, _ = _signed_in(auth, storage)
     other = FileStorage(tmp_path / "session.json")
     other.save(None)  # another process signs out: the next watch must read the file
-    time.sleep(FAST.watch_interval + 0.05)
+    await asyncio.sleep(FAST.watch_interval + 0.05)  # the watch runs at most this often
     storage.threads.clear()
     loop_thread = threading.get_ident()
     with contextlib.suppress(Exception):
