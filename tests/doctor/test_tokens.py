@@ -94,6 +94,18 @@ def test_the_guards_verdict_catches_what_no_check_names() -> None:
     assert "guard refuses" in found["malformed_token"]["message"]
 
 
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+def test_a_time_beyond_any_float_is_malformed_not_a_crash(claim: str) -> None:
+    found = check(hs(**{claim: 10**400}))
+    assert set(found) == {"malformed_token"}
+    assert found["malformed_token"]["details"] == {"claims": [claim]}
+    outcome = doctor(
+        "token", "-", "--secret-env", "S", "--issuer", ISSUER, "--now", str(NOW),
+        stdin=hs(**{claim: -(10**400)}), env={"S": SECRET},
+    )  # fmt: skip
+    assert outcome.exit_code == 1 and "malformed_token" in outcome.stdout
+
+
 def test_header_problems_are_malformed_token() -> None:
     for header in ({"alg": "HS256", "crit": ["x"]}, {"alg": "HS256", "jku": "https://x"},
                    {"alg": "HS256", "typ": "id_token"}):  # fmt: skip
@@ -149,6 +161,7 @@ JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
+    | st.integers(min_value=10**308, max_value=10**400)  # beyond any float
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda inner: (
