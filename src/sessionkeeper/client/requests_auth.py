@@ -65,6 +65,9 @@ class RequestsSessionAuth(requests.auth.AuthBase):
             second.close()
             raise self.keeper.rejected(authorization)
         self.keeper.accepted(authorization)
+        # requests follows a redirect with a copy of the request it was first given (this
+        # object), not of our retry: give it the header that worked.
+        response.request.headers["Authorization"] = authorization
         return second
 
 
