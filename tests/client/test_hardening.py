@@ -226,3 +226,37 @@ async def test_the_async_path_checks_shared_storage_off_the_event_loop(
     assert storage.threads, "the watch ran"
     assert loop_thread not in storage.threads
     keeper.close()
+
+
+def test_a_listener_that_calls_the_api_and_gets_a_401_does_not_wait_on_its_own_flight(
+    auth: ServerProcess,
+) -> None:
+    """Listeners run after the flight has landed: a TOKEN_REFRESHED listener whose own call is
+    refused (a 401 on the new token) gets its recovery at once, not after wait_timeout."""
+    keeper, clock, _ = _signed_in(auth)
+    outcome: list[Any] = []
+    done = threading.Event()
+    once = threading.Lock()
+
+    def listener(event: AuthEvent, session: Session | None) -> None:
+        # Only the first refresh's listener calls (the recovery's own TOKEN_REFRESHED is heard
+        # by this listener too, on another thread).
+        if event is AuthEvent.TOKEN_REFRESHED and session is not None and once.acquire(False):
+            started = time.monotonic()
+            try:
+                outcome.append(keeper.recover(session.authorization))
+            except Exception as exc:
+                outcome.append(exc)
+            outcome.append(time.monotonic() - started)
+            done.set()
+
+    keeper.subscribe(listener)
+    first = keeper.get_authorization()
+    clock.advance(TOKEN_LIFE)  # expired: the next call waits for a refresh
+    refreshed = keeper.get_authorization()
+    assert refreshed != first
+    assert done.wait(FAST.wait_timeout + 5)
+    recovered, seconds = outcome
+    assert isinstance(recovered, str) and recovered not in (first, refreshed)
+    assert seconds < FAST.wait_timeout / 4, f"the listener waited {seconds:.1f} s"
+    keeper.close()

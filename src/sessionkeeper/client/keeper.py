@@ -98,6 +98,7 @@ class SessionKeeper:
         self._reauthenticate = reauthenticate
         self._listeners = Listeners()
         self._mutex = threading.Lock()
+        self._deferred = threading.local()  # .events: a flight's events, emitted when it lands
         self._current: _Current | None = None
         self._flight: Flight | None = None
         self._needs_reauth: str | None = None
@@ -400,6 +401,17 @@ class SessionKeeper:
         ).start()
 
     def _fly(self, flight: Flight) -> None:
+        # Listeners hear this flight's events only once it has landed and its callers have their
+        # answer: a listener that makes an authenticated call (which may itself need a refresh
+        # or a 401 recovery) must not wait on the very flight that is running it.
+        self._deferred.events = []
+        try:
+            self._fly_and_land(flight)
+        finally:
+            events, self._deferred.events = self._deferred.events, None
+            self._emit(events)
+
+    def _fly_and_land(self, flight: Flight) -> None:
         try:
             session = self._reauth(flight.stale) if flight.reauth_only else self._refresh(flight)
         except SessionClientError as exc:
@@ -636,6 +648,10 @@ class SessionKeeper:
         return _Current(session, expires_at - margin, expires_at, session.authorization)
 
     def _emit(self, events: list[_Event]) -> None:
+        pending: list[_Event] | None = getattr(self._deferred, "events", None)
+        if pending is not None:  # inside a flight: after it lands (see _fly)
+            pending.extend(events)
+            return
         for event, session in events:
             self._listeners.emit(event, session)
 
