@@ -148,3 +148,44 @@ def test_hs256_without_a_secret_names_the_missing_variable(tmp_path: Path) -> No
 def test_nothing_known_is_a_warning(tmp_path: Path) -> None:
     code, found = run(tmp_path, {"empty.env": "# nothing here\nPORT=3000\n"}, "--no-process-env")
     assert code == 1 and set(found) == {"nothing_to_check"}
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        "https://{{REF:A}}.supabase.co",  # the host in capitals
+        "http://{{ref:A}}.supabase.co",  # Supabase answers (and its tokens say) https
+        "https://{{ref:A}}.supabase.co:443/",
+    ],
+)
+def test_a_project_url_is_a_place_not_an_issuer(tmp_path: Path, front: str) -> None:
+    """Tokens of project A carry iss https://<ref>.supabase.co/auth/v1 however the front end
+    spells the project's URL: the API's exact issuer is right, and no hint may say otherwise."""
+    materials = Materials()
+    text = front.replace("{{REF:A}}", materials.ref("A").upper())
+    files = {
+        "web/.env.local": f"VITE_SUPABASE_URL={text}\n",
+        "api/.env": "SUPABASE_URL=https://{{ref:A}}.supabase.co\n"
+        "SUPABASE_JWT_ISSUER=https://{{ref:A}}.supabase.co/auth/v1\n",
+    }
+    _, found = run(tmp_path, files, "--no-process-env", materials=materials)
+    assert set(found) == {"project_url_format"}
+    assert found["project_url_format"]["hint"].startswith(
+        materials.fill("Set VITE_SUPABASE_URL=https://{{ref:A}}.supabase.co;")
+    )
+    assert "no path." not in found["project_url_format"]["message"]
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["https://{{REF:A}}.supabase.co/auth/v1", "http://{{ref:A}}.supabase.co/auth/v1"],
+)
+def test_a_supabase_issuer_is_compared_exactly(tmp_path: Path, issuer: str) -> None:
+    materials = Materials()
+    text = issuer.replace("{{REF:A}}", materials.ref("A").upper())
+    files = {"api/.env": "SUPABASE_URL=https://{{ref:A}}.supabase.co\n"
+                         f"SUPABASE_JWT_ISSUER={text}\n"}  # fmt: skip
+    _, found = run(tmp_path, files, "--no-process-env", materials=materials)
+    assert set(found) == {"issuer_format", "issuer_mismatch"}  # the guard would refuse them all
+    expected = materials.fill("https://{{ref:A}}.supabase.co/auth/v1")
+    assert found["issuer_format"]["hint"] == f"Set SUPABASE_JWT_ISSUER={expected}."

@@ -31,6 +31,7 @@ from sessionkeeper.doctor.supabase import (
     issuer_from_project_url,
     origin,
     project_ref,
+    supabase_issuer,
     with_project,
 )
 
@@ -139,14 +140,18 @@ def check_issuers(report: Report, servers: list[AuthServer]) -> None:
 
 def _check_format(report: Report, server: AuthServer) -> None:
     var, value = server.var, server.var.value.strip()
+    canonical = supabase_issuer(value)
     problem = None
-    if server.kind == "project URL" and value.rstrip("/") != origin(value):
-        problem = (
-            "project_url_format",
-            Severity.WARNING,
-            f"{var.name} ({var.where}) is {value}: a project URL has no path.",
-            f"Set {var.name}={origin(value)}; supabase-js appends {AUTH_PATH} itself.",
-        )
+    if server.kind == "project URL":
+        expected = canonical.removesuffix(AUTH_PATH) if canonical else origin(value)
+        if value.rstrip("/") != expected:
+            problem = (
+                "project_url_format",
+                Severity.WARNING,
+                f"{var.name} ({var.where}) is {value}: a project URL is only scheme://host "
+                f"({'https, ' if canonical else ''}lower case, no path).",
+                f"Set {var.name}={expected}; supabase-js appends {AUTH_PATH} itself.",
+            )
     elif server.kind == "issuer" and value.endswith("/"):
         problem = (
             "issuer_format",
@@ -155,13 +160,13 @@ def _check_format(report: Report, server: AuthServer) -> None:
             "guard compares iss exactly.",
             f"Set {var.name}={value.rstrip('/')}.",
         )
-    elif server.kind == "issuer" and project_ref(value) and not value.endswith(AUTH_PATH):
+    elif server.kind == "issuer" and canonical and value != canonical:
         problem = (
             "issuer_format",
             Severity.ERROR,
             f"{var.name} ({var.where}) is {value}, but a Supabase project's tokens carry "
-            f"iss {origin(value)}{AUTH_PATH}.",
-            f"Set {var.name}={origin(value)}{AUTH_PATH}.",
+            f"iss {canonical}, and the guard compares iss exactly.",
+            f"Set {var.name}={canonical}.",
         )
     if problem is not None:
         code, severity, message, hint = problem

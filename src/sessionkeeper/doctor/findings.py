@@ -57,8 +57,8 @@ CODES: dict[str, str] = {
     "short_secret": "an HS256 secret under 32 bytes",
     # doctor config
     "issuer_mismatch": "the parts name different auth servers",
-    "issuer_format": "an issuer with a trailing slash, or a Supabase issuer without /auth/v1",
-    "project_url_format": "a Supabase project URL with a path",
+    "issuer_format": "an issuer with a trailing slash, or a Supabase issuer not as its tokens say",
+    "project_url_format": "a project URL that is not just scheme://host",
     "key_other_project": "an API key of another project than the URLs name",
     "key_role_mismatch": "an API key whose variable name says the opposite role",
     "service_key_exposed": "a server-only key or JWT secret under a browser-exposed name",

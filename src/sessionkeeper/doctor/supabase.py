@@ -47,20 +47,37 @@ def with_project(url: str) -> str:
     return f"{url} (project {ref})" if ref else url
 
 
+def supabase_issuer(url: str) -> str | None:
+    """``https://<ref>.supabase.co/auth/v1``, the ``iss`` of every token of the project whose
+    host ``url`` names (whatever its scheme, case or path), or ``None`` for any other host."""
+    if project_ref(url) is None:
+        return None
+    return f"https://{urlsplit(url.strip()).hostname}{AUTH_PATH}"
+
+
+def _location(url: str) -> str:
+    """A URL that only says where a server is, as the server sees it: scheme and host are
+    case-insensitive and a default port is no port, so they are normalised; the path is kept."""
+    base = url.strip().rstrip("/")
+    where = origin(base)
+    return where + urlsplit(base).path.rstrip("/") if where else base
+
+
 def issuer_from_project_url(url: str) -> str:
     """The issuer of the auth server at a project URL: ``<url>/auth/v1``.
 
     A URL that already ends with ``/auth/v1`` is taken as it is (the caller warns about it:
-    supabase-js appends ``/auth/v1`` itself).
+    supabase-js appends ``/auth/v1`` itself). A Supabase project's issuer is always
+    ``https://<ref>.supabase.co/auth/v1``: the URL only says which project.
     """
-    base = url.strip().rstrip("/")
+    base = supabase_issuer(url) or _location(url)
     return base if base.endswith(AUTH_PATH) else base + AUTH_PATH
 
 
 def issuer_from_jwks_url(url: str) -> str | None:
     """``https://x/auth/v1`` from ``https://x/auth/v1/.well-known/jwks.json``."""
     base = url.strip()
-    return base.removesuffix(JWKS_PATH) if base.endswith(JWKS_PATH) else None
+    return _location(base.removesuffix(JWKS_PATH)) if base.endswith(JWKS_PATH) else None
 
 
 def origin(url: str) -> str | None:
