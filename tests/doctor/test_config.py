@@ -189,3 +189,29 @@ def test_a_supabase_issuer_is_compared_exactly(tmp_path: Path, issuer: str) -> N
     assert set(found) == {"issuer_format", "issuer_mismatch"}  # the guard would refuse them all
     expected = materials.fill("https://{{ref:A}}.supabase.co/auth/v1")
     assert found["issuer_format"]["hint"] == f"Set SUPABASE_JWT_ISSUER={expected}."
+
+
+def test_cors_entries_are_compared_as_the_server_compares_them(tmp_path: Path) -> None:
+    """The auth server's CORS check is an exact match on the browser's Origin header (lower-case
+    host, no default port): an entry spelled otherwise allows nothing."""
+    files = {
+        "web/.env.local": "VITE_SUPABASE_URL=https://auth.example.com\n"
+        "VITE_APP_URL=https://app.example.com/\n",
+        "auth/.env": "SESSIONKEEPER_ISSUER=https://auth.example.com/auth/v1\n"
+        "SESSIONKEEPER_CORS_ORIGINS=https://App.Example.com,http://localhost:5173\n",
+    }
+    _, found = run(tmp_path, files, "--no-process-env")
+    assert set(found) == {"origin_not_allowed"}
+    finding = found["origin_not_allowed"]
+    assert finding["details"]["missing"] == ["https://app.example.com"]
+    assert "Listed as https://App.Example.com" in finding["message"]
+    assert finding["hint"].endswith(
+        "SESSIONKEEPER_CORS_ORIGINS=http://localhost:5173,https://app.example.com"
+    )
+    files["auth/.env"] = files["auth/.env"].replace(
+        "https://App.Example.com", "https://app.example.com:443"
+    )
+    _, found = run(tmp_path, files, "--no-process-env")
+    assert found["origin_not_allowed"]["details"]["missing"] == ["https://app.example.com"]
+    files["auth/.env"] = files["auth/.env"].replace(":443", "")
+    assert run(tmp_path, files, "--no-process-env") == (0, {})

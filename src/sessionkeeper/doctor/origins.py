@@ -74,9 +74,22 @@ def app_origins(sources: Sequence[EnvSource]) -> list[AppOrigin]:
     return found
 
 
+def _entries(var: EnvVar) -> list[str]:
+    return [item.strip() for item in var.value.split(",") if item.strip()]
+
+
 def _listed(var: EnvVar) -> set[str]:
-    items = (item.strip() for item in var.value.split(","))
-    return {"*" if item == "*" else (origin(item) or item) for item in items if item}
+    return {"*" if item == "*" else (origin(item) or item) for item in _entries(var)}
+
+
+def _misspelled(var: EnvVar) -> dict[str, str]:
+    """CORS entries a browser's ``Origin`` can never equal: the server compares exactly, and a
+    browser sends the host in lower case and no default port. Keyed by the origin meant."""
+    return {
+        meant: item
+        for item in _entries(var)
+        if (meant := origin(item)) is not None and meant != item and item != "*"
+    }
 
 
 def check_origins(report: Report, sources: Sequence[EnvSource]) -> None:
@@ -88,10 +101,12 @@ def check_origins(report: Report, sources: Sequence[EnvSource]) -> None:
         own = origin(issuer.value) if issuer else None
         cors = source.get(CORS)
         if cors is not None:
-            allowed = _listed(cors)
+            misspelled = _misspelled(cors)
+            allowed = _listed(cors) - misspelled.keys() | set(misspelled.values())
             report.fact(cors.name, f"{', '.join(sorted(allowed)) or '(empty)'} ({cors.where})")
             if "*" not in allowed:
-                _report_missing(report, cors, allowed, [a for a in apps if a.origin != own])
+                others = [a for a in apps if a.origin != own]
+                _report_missing(report, cors, allowed, others, misspelled=misspelled)
         elif issuer is not None:
             others = [a for a in apps if own is not None and a.origin != own]
             if others:
@@ -118,6 +133,7 @@ def _report_missing(
     allowed: set[str],
     apps: list[AppOrigin],
     source: EnvSource | None = None,
+    misspelled: dict[str, str] | None = None,
 ) -> None:
     missing: dict[str, list[AppOrigin]] = {}
     for app in apps:
@@ -132,11 +148,17 @@ def _report_missing(
         for value, found in sorted(missing.items())
     )
     listed = sorted(o for o in allowed if o != "*")
-    fixed = ",".join([*listed, *sorted(missing)])
+    wrong = {meant: item for meant, item in (misspelled or {}).items() if meant in missing}
+    fixed = ",".join([*(o for o in listed if o not in wrong.values()), *sorted(missing)])
     if setting is None:
         message = f"{name} is not set ({where}), and the app is served from another origin: {seen}."
     else:
         message = f"Not in {name} ({where}): {seen}."
+    if wrong:
+        message += (
+            f" Listed as {', '.join(sorted(wrong.values()))}: a browser sends its Origin in lower "
+            "case without a default port, and the server compares exactly."
+        )
     consequence = (
         " The browser blocks the page's calls to the auth server (CORS)."
         if name == CORS
