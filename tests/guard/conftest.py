@@ -135,6 +135,7 @@ class JwksServer:
     hits: int = 0
     delay: float = 3.0
     paths: list[str] = field(default_factory=list)
+    cache_control: str | None = None  # sent with the JWKS when set
 
 
 def free_port() -> int:
@@ -162,7 +163,8 @@ def jwks_server(es_key: SigningKey) -> Iterator[JwksServer]:
             await asyncio.sleep(state.delay)
         if state.mode == "garbage":
             return Response("<html>", media_type="text/html")
-        return Response(json.dumps(state.document), media_type="application/json")
+        headers = {"Cache-Control": state.cache_control} if state.cache_control else None
+        return Response(json.dumps(state.document), media_type="application/json", headers=headers)
 
     app = Starlette(routes=[Route("/{path:path}", jwks)])
     with serve_in_thread(app, port, "jwks server"):

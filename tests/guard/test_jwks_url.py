@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
+
 from sessionkeeper.core.keys import SigningKey
 from tests.guard.answers import assert_refused, assert_unavailable
 from tests.guard.conftest import Guarded, JwksServer, bearer, claims, jwks_of
@@ -151,3 +153,43 @@ async def test_kid_never_reaches_the_url(
     token = SigningKey.generate("ES256", kid="../../admin?x=").sign(claims())
     assert_refused(await g.client.get("/api/hello", headers=bearer(token)), g, "unknown_kid")
     assert jwks_server.paths == ["/.well-known/jwks.json"]
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "kept_until", "refetched_after"),
+    [
+        ("public, max-age=120", 119, 121),  # shorter than jwks_ttl: honoured
+        ("max-age=86400", 599, 601),  # longer: jwks_ttl wins (a retired key stops in time)
+        ("no-store", 29, 31),  # floored at the refetch interval: no fetch per request
+        ('max-age="soon"', 599, 601),  # unreadable: jwks_ttl
+    ],
+)
+async def test_the_issuers_max_age_shortens_the_cache_but_never_lengthens_it(
+    guarded: Callable[..., Guarded],
+    jwks_server: JwksServer,
+    es_key: SigningKey,
+    cache_control: str,
+    kept_until: int,
+    refetched_after: int,
+) -> None:
+    jwks_server.cache_control = cache_control
+    g = url_guard(guarded, jwks_server, jwks_ttl=600, jwks_refetch_interval=30)
+    subjects = iter(range(1000))
+
+    async def call() -> None:
+        token = es_key.sign(claims(sub=f"u{next(subjects)}"))  # never in the token cache
+        assert (await g.client.get("/api/hello", headers=bearer(token))).status_code == 200
+        await asyncio.sleep(0.05)  # a background refresh, if one started, completes
+
+    await call()
+    assert jwks_server.hits == 1
+    g.clock.advance(kept_until)
+    await call()
+    assert jwks_server.hits == 1, "refetched before its time"
+    g.clock.advance(refetched_after - kept_until)
+    await call()
+    for _ in range(100):  # the refresh runs in the background
+        if jwks_server.hits == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert jwks_server.hits == 2, "not refetched once its time had come"

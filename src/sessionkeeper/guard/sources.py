@@ -57,6 +57,22 @@ class KeySource(Protocol):
         ...
 
 
+def _max_age(cache_control: str | None) -> float | None:
+    """``max-age`` of a Cache-Control header (0 for ``no-store`` / ``no-cache``), else None."""
+    if not cache_control:
+        return None
+    for part in cache_control.lower().split(","):
+        name, _, value = part.strip().partition("=")
+        if name in ("no-store", "no-cache"):
+            return 0.0
+        if name == "max-age":
+            try:
+                return max(0.0, float(int(value.strip().strip('"'))))
+            except ValueError:
+                return None
+    return None
+
+
 def _pick(keys: dict[str | None, VerifyKey], kid: str | None) -> VerifyKey | None:
     key = keys.get(kid)
     if key is None and kid is None and len(keys) == 1:
@@ -184,6 +200,16 @@ class JwksUrlKeys:
         except Exception:
             return False
 
+    def _ttl_for(self, cache_control: str | None) -> float:
+        """How long to keep these keys: the issuer's ``max-age`` when it is shorter than
+        ``ttl`` (an issuer about to rotate may say so), never longer (a retired key must stop
+        verifying within ``ttl``), and never under ``refetch_interval`` (``no-store`` or
+        ``max-age=0`` must not turn every request into a fetch)."""
+        max_age = _max_age(cache_control)
+        if max_age is None:
+            return self.ttl
+        return max(self.refetch_interval, min(self.ttl, max_age))
+
     async def _fetch(self) -> bool:
         self.fetches += 1
         started = self._clock.now()
@@ -223,7 +249,7 @@ class JwksUrlKeys:
         self._keys = new
         self._healthy = True
         self.last_error = None
-        self._refresh_at = now + self.ttl
+        self._refresh_at = now + self._ttl_for(response.headers.get("cache-control"))
         self._next_attempt_at = now + self.refetch_interval
         log.info(
             "jwks fetched",
