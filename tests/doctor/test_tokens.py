@@ -279,7 +279,14 @@ def test_now_is_epoch_or_iso(text: str, epoch: float) -> None:
     assert parse_instant(text) == epoch
 
 
-@pytest.mark.parametrize("text", ["soon", "nan", "inf", ""])
+@pytest.mark.parametrize("text", ["soon", "nan", "inf", "", "1800000000000", "1e300"])
 def test_now_refuses_the_rest(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_instant(text)
+
+
+def test_now_in_milliseconds_is_a_usage_error_not_an_expired_token() -> None:
+    outcome = doctor("token", "-", "--secret-env", "S", "--now", str(NOW * 1000), stdin=hs(),
+                     env={"S": SECRET})  # fmt: skip
+    assert outcome.exit_code == 2 and outcome.stdout == ""
+    assert outcome.stderr.startswith("error: --now: ") and "milliseconds" in outcome.stderr

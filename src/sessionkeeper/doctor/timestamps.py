@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 
 from sessionkeeper.errors import ConfigError
 
+#: 9999-12-31T23:59:59Z: a larger epoch is no date (and is usually milliseconds).
+_LAST_SECOND = 253_402_300_799
+
 
 def parse_instant(text: str) -> float:
     """Epoch seconds from ``1800000000``, ``2027-01-15T08:00:00Z`` or ``2027-01-15 08:00``.
@@ -33,6 +36,11 @@ def parse_instant(text: str) -> float:
         return moment.timestamp()
     if not math.isfinite(seconds):
         raise ConfigError(f"--now: expected a finite number of seconds, got {text!r}")
+    if abs(seconds) > _LAST_SECOND:
+        raise ConfigError(
+            f"--now: {text.strip()} is beyond the year 9999 in seconds; epoch milliseconds "
+            "(JavaScript's Date.now())? Divide by 1000"
+        )
     return seconds
 
 
