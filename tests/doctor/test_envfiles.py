@@ -69,7 +69,7 @@ def test_the_last_definition_wins_when_reading_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("JUST_A_NAME\n", "sample:1: expected '=' after JUST_A_NAME"),
+        ("JUST_A_NAME\n", "sample:1: expected NAME=value (no '=' after the first word)"),
         ("A=1\n=value\n", "sample:2: expected NAME=value"),
         ('A="open\nB=2\n', "sample:1: unterminated quoted value"),
         ("A='x' y\n", "sample:1: unexpected text after the quoted value of A"),

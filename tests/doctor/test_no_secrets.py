@@ -85,3 +85,18 @@ def test_usage_errors_do_not_echo_their_input(
     assert outcome.exit_code == 2
     assert outcome.stderr.startswith("error: ")
     assert_nothing_leaked(outcome, [secret])
+
+
+@pytest.mark.parametrize("line", ["{key}", "export {key}", "  {key}  # the new key", "{key} :"])
+@pytest.mark.parametrize("kind", ["service_role", "sb_secret"])
+def test_a_key_pasted_on_a_line_of_its_own_is_not_echoed(
+    line: str, kind: str, tmp_path: Path
+) -> None:
+    materials = Materials()
+    key = materials.fill(f"{{{{{kind}:A}}}}")
+    path = tmp_path / ".env"
+    path.write_text("SUPABASE_URL=https://x.supabase.co\n" + line.format(key=key) + "\n")
+    outcome = doctor("config", "--no-process-env", "--env-file", str(path))
+    assert outcome.exit_code == 2
+    assert outcome.stderr.startswith(f"error: {path}:2: ")
+    assert_nothing_leaked(outcome, materials.sensitive)

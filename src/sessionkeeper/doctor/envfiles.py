@@ -159,7 +159,8 @@ def parse_env(text: str, source: str = "<env>") -> list[EnvVar]:
         scan.pos = name.end()
         scan.skip_blanks()
         if text[scan.pos : scan.pos + 1] != "=":
-            raise scan.fail(f"expected '=' after {name.group()}")
+            # Not named: the "name" may be a key pasted on a line of its own.
+            raise scan.fail("expected NAME=value (no '=' after the first word)")
         scan.pos += 1
         before = scan.pos
         scan.skip_blanks()
