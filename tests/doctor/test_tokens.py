@@ -52,6 +52,22 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
     assert set(found) == {"bad_signature", "wrong_issuer", "wrong_audience", "expired"}
 
 
+@pytest.mark.parametrize(
+    ("iss", "says"),
+    [
+        ("https://Project.Example/auth/v1", "differ only in how the host (or port) is written"),
+        ("https://project.example:443/auth/v1", "differ only in how the host (or port) is written"),
+        ("https://project.example/auth/v1/", "differ only by a trailing slash"),
+        ("https://project.example", "same server, different path"),
+        ("http://project.example/auth/v1", "different scheme"),
+    ],
+)
+def test_wrong_issuer_says_how_the_issuers_differ(iss: str, says: str) -> None:
+    found = check(hs(iss=iss))
+    assert set(found) == {"wrong_issuer"}
+    assert says in found["wrong_issuer"]["message"]
+
+
 def test_expired_inside_the_leeway_is_a_warning() -> None:
     found = check(hs(exp=NOW - 10, iat=NOW - 3610))
     assert found["expired_within_leeway"]["severity"] == Severity.WARNING

@@ -105,6 +105,11 @@ def issuer_difference(expected: str, received: str) -> str:
             "the guard compares iss exactly"
         )
     if origin(expected) == origin(received) and origin(expected) is not None:
+        if urlsplit(expected).path == urlsplit(received).path:
+            return (
+                f"{received} and {expected} differ only in how the host (or port) is written; "
+                "the guard compares iss exactly"
+            )
         if expected.rstrip("/").endswith(AUTH_PATH) != received.rstrip("/").endswith(AUTH_PATH):
             return (
                 f"same server, different path: {received} vs {expected} "
