@@ -147,6 +147,10 @@ def test_an_unreachable_server_is_a_finding_not_a_traceback() -> None:
         (["http://x", "--email", "a@b.c"], "--email needs --password"),
         (["http://x", "--email", "a@b.c", "--token", "t"], "not both"),
         (["http://x", "--auth-url", "x"], "--auth-url must be an http(s) URL"),
+        (["http://"], "BASE_URL must be an http(s) URL"),
+        (["http://[::1/"], "BASE_URL is not a valid URL"),
+        (["http://x", "--auth-url", "https://h:port/auth/v1"], "--auth-url is not a valid URL"),
+        (["http://x", "--endpoint", "https://[::1/api"], "--endpoint is not a valid URL"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:

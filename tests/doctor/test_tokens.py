@@ -251,6 +251,7 @@ def test_a_jwks_url_is_fetched(jwks_server: JwksServer, es_key: Any) -> None:  #
             "--now: expected epoch",
         ),
         (["token", "-", "--jwks-url", "file:///etc/passwd"], {}, "must be an http(s) URL"),
+        (["token", "-", "--jwks-url", "http://[::1/jwks"], {}, "--jwks-url is not a valid URL"),
         (["config", "--no-process-env"], {}, "nothing to read"),
         (["config", "--no-process-env", "--env-file", "/no/such/.env"], {}, "cannot read it"),
     ],

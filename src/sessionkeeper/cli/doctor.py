@@ -223,12 +223,15 @@ def probe_command(
     color: Color = None,
 ) -> None:
     """Check health and JWKS, sign in, call whoami and each --endpoint; report every status."""
+    from sessionkeeper.doctor.keysets import require_http_url
     from sessionkeeper.doctor.probe import Target, probe
 
     def build() -> Report:
-        for name, url in (("BASE_URL", base_url), ("--auth-url", auth_url)):
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+        urls = [("BASE_URL", base_url), ("--auth-url", auth_url)]
+        urls += [("--endpoint", p) for p in endpoint or () if p.startswith(("http:", "https:"))]
+        for name, url in urls:
+            if url is not None:
+                require_http_url(name, url)
         if token is not None and email is not None:
             raise ConfigError("give --email/--password or --token, not both")
         if email is not None and password is None:

@@ -106,9 +106,19 @@ def fetch_jwks(client: httpx.Client, url: str) -> KeySet:
     return KeySet(_described(f"JWKS {url}", keys), tuple(keys))
 
 
+def require_http_url(option: str, url: str) -> None:
+    """A usage error (exit 2) unless ``url`` is an http(s) URL with a host that httpx accepts
+    (a malformed one, e.g. an unclosed ``[`` or a bad port, would raise outside any finding)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"{option} is not a valid URL ({exc}), got {url!r}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"{option} must be an http(s) URL, got {url!r}")
+
+
 def jwks_url_keys(url: str, *, timeout: float) -> KeySet:
-    if not url.startswith(("https://", "http://")):
-        raise ConfigError(f"--jwks-url must be an http(s) URL, got {url!r}")
+    require_http_url("--jwks-url", url)
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         return fetch_jwks(client, url)
 
