@@ -217,3 +217,14 @@ async def test_duplicate_claims_are_refused(
     token = f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
     g = guarded()
     assert_refused(await g.client.get("/api/hello", headers=bearer(token)), g, "malformed_token")
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+async def test_a_time_claim_beyond_floats_is_a_malformed_token_not_a_crash(
+    guarded: Callable[..., Guarded], es_key: SigningKey, claim: str
+) -> None:
+    """``10**400`` is a valid JSON integer that no float holds: validly signed, it must be a
+    401 ``malformed_token``, never an OverflowError (a 500)."""
+    g = guarded()
+    token = es_key.sign({**claims(), claim: 10**400})
+    assert_refused(await g.client.get("/api/hello", headers=bearer(token)), g, "malformed_token")

@@ -58,9 +58,15 @@ def _number(claims: dict[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise Rejection(Reason.MALFORMED_TOKEN, f"{name} is not a number", claim=name)
-    return float(value)
+    try:
+        number = float(value)  # an int past float's range (10**400) raises, it is not "finite"
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise Rejection(Reason.MALFORMED_TOKEN, f"{name} is not a number", claim=name)
+    return number
 
 
 class Verifier:
