@@ -159,3 +159,19 @@ def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> Non
     assert outcome.stdout == ""
     assert outcome.stderr.startswith("error: ") and message in outcome.stderr
     assert outcome.stderr.count("\n") == 1
+
+
+def test_credentials_in_a_url_are_a_usage_error_and_never_echoed() -> None:
+    """A password in BASE_URL would be printed on every line that names the URL."""
+    from typer.testing import CliRunner
+
+    from sessionkeeper.cli.main import app
+
+    for url in (
+        "https://ann:hunter2-secret-pw@api.example.com",
+        "http://ann:hunter2-secret-pw@[::1/",
+    ):
+        result = CliRunner().invoke(app, ["doctor", "probe", url])
+        assert result.exit_code == 2, result.output
+        assert "hunter2-secret-pw" not in result.output
+        assert "***@" in result.output or "not a valid URL" in result.output

@@ -10,6 +10,7 @@ variable is a usage error (exit 2).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,12 +110,17 @@ def fetch_jwks(client: httpx.Client, url: str) -> KeySet:
 def require_http_url(option: str, url: str) -> None:
     """A usage error (exit 2) unless ``url`` is an http(s) URL with a host that httpx accepts
     (a malformed one, e.g. an unclosed ``[`` or a bad port, would raise outside any finding)."""
+    shown = re.sub(r"(?<=://)[^/?#]*@", "***@", url)  # never echo user:password
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise ConfigError(f"{option} is not a valid URL ({exc}), got {url!r}") from None
+        raise ConfigError(f"{option} is not a valid URL ({exc}), got {shown!r}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ConfigError(f"{option} must be an http(s) URL, got {url!r}")
+        raise ConfigError(f"{option} must be an http(s) URL, got {shown!r}")
+    if parsed.userinfo:
+        # It would be printed in every line that names the URL: credentials go in --email /
+        # --password (or the environment), never in a URL.
+        raise ConfigError(f"{option} holds credentials; drop them from the URL, got {shown!r}")
 
 
 def jwks_url_keys(url: str, *, timeout: float) -> KeySet:
