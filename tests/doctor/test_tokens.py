@@ -114,7 +114,7 @@ def test_the_guards_verdict_catches_what_no_check_names() -> None:
 def test_a_time_beyond_any_float_is_malformed_not_a_crash(claim: str) -> None:
     found = check(hs(**{claim: 10**400}))
     assert set(found) == {"malformed_token"}
-    assert found["malformed_token"]["details"] == {"claims": [claim]}
+    assert found["malformed_token"]["details"] == {"claim": claim}  # the guard's own verdict
     outcome = doctor(
         "token", "-", "--secret-env", "S", "--issuer", ISSUER, "--now", str(NOW),
         stdin=hs(**{claim: -(10**400)}), env={"S": SECRET},
