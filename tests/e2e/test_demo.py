@@ -35,6 +35,13 @@ def _download(page: Any, selector: str) -> tuple[str, str]:
     return download.suggested_filename, Path(download.path()).read_text()
 
 
+def _sign_out_everywhere(demo: Demo) -> None:
+    """Another client of the same user (supabase-auth from PyPI) signs out of every session."""
+    other = SyncGoTrueClient(url=f"{demo.origin}/auth/v1")
+    other.sign_in_with_password({"email": demo.email, "password": demo.password})
+    other.sign_out({"scope": "global"})
+
+
 def _record_initiators(browsing: Browsing, page: Any) -> dict[str, str]:
     """Request id → the script at the top of the stack that sent each /api request (CDP)."""
     initiators: dict[str, str] = {}
@@ -245,10 +252,7 @@ def test_revoked_elsewhere_shows_the_banner_keeps_the_page_and_replays_after_rec
     page.wait_for_selector('.page[data-page="jobs"] .detail:not([hidden])')
     url_before = page.url
 
-    # Another client of the same user signs out everywhere.
-    other = SyncGoTrueClient(url=f"{demo.origin}/auth/v1")
-    other.sign_in_with_password({"email": demo.email, "password": demo.password})
-    other.sign_out({"scope": "global"})
+    _sign_out_everywhere(demo)
 
     mark = browsing.network.mark()
     with page.expect_download(timeout=30_000) as info:
@@ -298,9 +302,7 @@ def test_the_banner_works_from_the_keyboard_and_says_what_went_wrong(
     demo: Demo = start_demo()
     page = browsing.new_page()
     sign_in(page, demo)
-    other = SyncGoTrueClient(url=f"{demo.origin}/auth/v1")
-    other.sign_in_with_password({"email": demo.email, "password": demo.password})
-    other.sign_out({"scope": "global"})
+    _sign_out_everywhere(demo)
 
     export = page.locator('.page[data-page="jobs"] [data-action="export"]')
     export.focus()

@@ -73,7 +73,7 @@ def _max_age(cache_control: str | None) -> float | None:
     return None
 
 
-def _pick(keys: dict[str | None, VerifyKey], kid: str | None) -> VerifyKey | None:
+def pick_key(keys: dict[str | None, VerifyKey], kid: str | None) -> VerifyKey | None:
     key = keys.get(kid)
     if key is None and kid is None and len(keys) == 1:
         # A token without kid and a set of exactly one key: unambiguous (RFC 7515 §4.1.4).
@@ -105,7 +105,7 @@ class StaticKeys:
     def lookup(self, kid: str | None, alg: str) -> VerifyKey | None:
         if self._any_kid:
             return self._only if alg == self._only.alg else None
-        return _pick(self._keys, kid)
+        return pick_key(self._keys, kid)
 
     def poll(self) -> None:
         return None
@@ -161,7 +161,7 @@ class JwksUrlKeys:
 
     def lookup(self, kid: str | None, alg: str) -> VerifyKey | None:
         keys = self._keys
-        return None if keys is None else _pick(keys, kid)
+        return None if keys is None else pick_key(keys, kid)
 
     def subscribe(self, on_change: Callable[[], None]) -> None:
         self._listeners.append(on_change)

@@ -18,6 +18,7 @@ from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.core.keys import KeySet
 from sessionkeeper.errors import StoreUnavailableError
 from sessionkeeper.guard.keys import VerifyKey, by_kid, key_from_secret, keys_from_jwks
+from sessionkeeper.guard.sources import pick_key
 from sessionkeeper.service.keyring import KeyRing
 
 log = logging.getLogger("sessionkeeper.guard")
@@ -67,10 +68,7 @@ class KeyRingKeys:
     def lookup(self, kid: str | None, alg: str) -> VerifyKey | None:
         if self._secret is not None and alg == self._secret.alg:
             return self._secret  # one shared secret answers every kid (as the signer does)
-        key = self._keys.get(kid)
-        if key is None and kid is None and len(self._keys) == 1:
-            return next(iter(self._keys.values()))
-        return key
+        return pick_key(self._keys, kid)
 
     def poll(self) -> None:
         """Start one background reload when the keys are older than ``reload_interval`` (a key

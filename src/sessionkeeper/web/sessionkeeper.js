@@ -703,14 +703,15 @@ export class ApiClient {
       throw new AuthExpiredError("no refresh token; sign in again", { reason: "no_refresh_token" });
     }
     let fresh;
-    // Signed out while the refresh was on the wire: its answer (or refusal) must not bring the
-    // session back nor ask for re-authentication.
+    // Every sign-out (here or in another tab, even one followed by a new sign-in) bumps the
+    // epoch: a refresh that was on the wire meanwhile must not bring its session back, write it
+    // to storage, or ask for re-authentication.
     const signedOutMeanwhile = () => new AuthExpiredError("signed out during the refresh", { reason: "signed_out" });
     try {
       this.stats.refreshes += 1;
       fresh = await this.tokens.refresh(base);
     } catch (error) {
-      if (this.state === "signed_out" || epoch !== this._epoch) throw signedOutMeanwhile();
+      if (epoch !== this._epoch) throw signedOutMeanwhile();
       if (!(error instanceof IssuerError)) throw error;
       // Definitive. A newer token may have reached storage meanwhile (another tab): adopt it.
       const again = await this.tokens.load();
@@ -727,12 +728,7 @@ export class ApiClient {
       fingerprint(base.refresh_token).then((refresh) => this._broadcast({ type: "refused", refresh, code: error.code }));
       throw new AuthExpiredError(`the session has ended (${error.code})`, { reason: error.code });
     }
-    if (this.state === "signed_out") throw signedOutMeanwhile();
-    if (epoch !== this._epoch) {
-      // Signed out (here or in another tab) while the refresh was in flight: the answer must not
-      // sign the user back in, nor write the session back into storage.
-      throw new AuthExpiredError("signed out during a refresh", { reason: "signed_out" });
-    }
+    if (epoch !== this._epoch) throw signedOutMeanwhile();
     await this.tokens.save(fresh);
     this._install(fresh, why);
     this._broadcast({ type: "session" });

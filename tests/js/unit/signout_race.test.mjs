@@ -6,22 +6,28 @@ import { test } from "node:test";
 import { AuthExpiredError, SIGNED_IN, SIGNED_OUT } from "../../../src/sessionkeeper/web/sessionkeeper.js";
 import { BOB, count, createWorld, until } from "./fakes.mjs";
 
+/** An auth client whose refresh the server answers at once, but whose answer reaches the tab
+ * only when `release()` is called. */
+function heldRefresh(w) {
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  const tokens = w.authClient();
+  const refresh = tokens.refresh;
+  tokens.refresh = async (session) => {
+    const fresh = await refresh(session);
+    await held;
+    return fresh;
+  };
+  return { tokens, release };
+}
+
 for (const where of ["this tab", "another tab"]) {
   test(`a sign-out in ${where} during a refresh discards the refresh's answer`, async (t) => {
     const w = createWorld(t);
     w.seed();
-    let release;
-    const held = new Promise((resolve) => {
-      release = resolve;
-    });
-    // The server rotates at once; its answer reaches the tab only when we let it go.
-    const tokens = w.authClient();
-    const refresh = tokens.refresh;
-    tokens.refresh = async (session) => {
-      const fresh = await refresh(session);
-      await held;
-      return fresh;
-    };
+    const { tokens, release } = heldRefresh(w);
     const [a, b] = [await w.tab({ tokens }), await w.tab()];
     w.expire();
     const call = a.fetch("/items").then(
@@ -44,17 +50,7 @@ for (const where of ["this tab", "another tab"]) {
 test("signed out and signed in again during a refresh: the late answer does not replace the new session", async (t) => {
   const w = createWorld(t);
   w.seed();
-  let release;
-  const held = new Promise((resolve) => {
-    release = resolve;
-  });
-  const tokens = w.authClient();
-  const refresh = tokens.refresh;
-  tokens.refresh = async (session) => {
-    const fresh = await refresh(session);
-    await held;
-    return fresh;
-  };
+  const { tokens, release } = heldRefresh(w);
   const a = await w.tab({ tokens });
   w.expire();
   const call = a.fetch("/items").then(
