@@ -3,6 +3,7 @@ browser assets, the seeded data and the demo user."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Callable
@@ -204,3 +205,35 @@ async def test_the_demo_user_is_created_then_its_password_follows_the_printed_on
         json={"email": "demo@example.com", "password": "another-password-9"},
     )
     assert old.status_code == 400 and new.status_code == 200
+
+
+async def test_an_hs256_server_and_its_guard_share_the_secret(
+    make_demo: Callable[..., AppHarness],
+) -> None:
+    demo = make_demo(signing_alg="HS256", jwt_secret="s" * 40)
+    headers = await _signed_in(demo)
+    assert (await demo.client.get("/api/jobs", headers=headers)).status_code == 200
+
+
+async def test_the_guard_follows_key_rotation_and_retirement_without_a_restart(
+    make_demo: Callable[..., AppHarness],
+) -> None:
+    """The in-process key source learns a new kid on first sight, and a retired key stops
+    verifying once the keys are reloaded (in the background, every 30 s)."""
+    demo = make_demo()
+    old = await _signed_in(demo, "old@example.com")
+    old_kid = demo.ctx.keyring.current().active.kid
+    demo.ctx.keyring.rotate()
+    new = await _signed_in(demo, "new@example.com")
+    assert (await demo.client.get("/api/jobs", headers=new)).status_code == 200  # unknown kid
+    assert (await demo.client.get("/api/jobs", headers=old)).status_code == 200  # still published
+    demo.ctx.keyring.retire(old_kid)
+    demo.clock.advance(31)
+    assert (await demo.client.get("/api/jobs", headers=new)).status_code == 200  # starts a reload
+    for _ in range(100):
+        refused = await demo.client.get("/api/contacts", headers=old)
+        if refused.status_code == 401:
+            break
+        await asyncio.sleep(0.02)
+    assert refused.status_code == 401
+    assert refused.headers["x-auth-reason"] == "unknown_kid"

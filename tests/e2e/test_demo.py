@@ -340,3 +340,31 @@ def test_the_banner_works_from_the_keyboard_and_says_what_went_wrong(
     page.wait_for_selector("session-expired-banner", state="hidden")
     # Focus returns to where the user was (the export button), not to <body>.
     assert page.evaluate("() => document.activeElement?.dataset?.action") == "export"
+
+
+def test_the_banner_hands_reconnecting_to_the_apps_own_flow_when_given_one(
+    start_demo: Any, browsing: Browsing
+) -> None:
+    """``banner.reauthenticate = fn`` (a popup, say) replaces the inline form; the queued
+    export completes once the app's flow has signed the user back in."""
+    demo: Demo = start_demo()
+    page = browsing.new_page()
+    sign_in(page, demo)
+    page.evaluate(
+        """([email, password]) => {
+            document.querySelector('session-expired-banner').reauthenticate = async (api) => {
+                window.reauthCalls = (window.reauthCalls || 0) + 1;
+                await api.signIn({ email, password });
+            };
+        }""",
+        [demo.email, demo.password],
+    )
+    _sign_out_everywhere(demo)
+    with page.expect_download() as info:
+        page.click('.page[data-page="jobs"] [data-action="export"]')
+        page.wait_for_selector("session-expired-banner:not([hidden])")
+        page.click("session-expired-banner .link")
+    assert info.value.suggested_filename == "jobs.csv"
+    assert page.evaluate("() => window.reauthCalls") == 1
+    assert not page.is_visible("session-expired-banner form")  # the inline form never opened
+    page.wait_for_selector("session-expired-banner", state="hidden")
