@@ -7,9 +7,12 @@ sentence an operator can act on instead of starting in a half-working state.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +21,7 @@ from sessionkeeper.core.key_encryption import MIN_KEK_BYTES, KeyCipher
 from sessionkeeper.core.keys import MIN_HMAC_SECRET_BYTES
 from sessionkeeper.core.sessions import SessionPolicy
 from sessionkeeper.errors import ConfigError
+from sessionkeeper.origins import AllowedOrigins, origin
 
 _DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -73,9 +77,9 @@ class ServerSettings(_Base):
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
-        for origin in value:
-            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
-                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        for item in value:
+            if item != "*" and not re.fullmatch(r"https?://[^/\s]+", item):
+                raise ValueError(f"{item!r} is not an origin like https://app.example.com")
         return value
 
 
@@ -173,6 +177,39 @@ class SessionSettings(_Base):
         return value
 
 
+class BridgeSettings(_Base):
+    """The session bridge (``/auth/callback``) and cookie mode.
+
+    ``allowed_origins`` is the explicit half of the bridge's ``Origin`` allow-list; the
+    conventional ``BASE_URL``, ``APP_BASE_URL``, ``NEXT_PUBLIC_APP_URL`` and ``VERCEL_URL`` are
+    added when set (:meth:`allowed`). ``insecure_dev_cookies`` drops ``Secure`` from the session
+    cookies, and only on plain-http requests to a loopback host: a development setting that
+    must be asked for by name, never a fallback.
+    """
+
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    insecure_dev_cookies: bool = False
+
+    _split = field_validator("allowed_origins", mode="before")(lambda v: _split_list(v))
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if origin(item) is None:
+                raise ValueError(f"{item!r} is not an origin like https://app.example.com")
+            parts = urlsplit(item)
+            if parts.path not in ("", "/") or parts.query or parts.fragment:
+                raise ValueError(f"{item!r}: an origin has no path (https://app.example.com)")
+        return value
+
+    def allowed(self, environ: Mapping[str, str] | None = None) -> AllowedOrigins:
+        """The explicit list plus the conventional app-URL variables of ``environ``."""
+        return AllowedOrigins.from_settings(
+            self.allowed_origins, os.environ if environ is None else environ
+        )
+
+
 class SignupSettings(_Base):
     disable_signup: bool = False
     password_min_length: int = Field(6, ge=1, le=256)
@@ -198,6 +235,7 @@ MODELS: tuple[type[BaseSettings], ...] = (
     SessionSettings,
     SignupSettings,
     RateLimitSettings,
+    BridgeSettings,
 )
 """Every concern's model: what the docs and ``--help`` must cover."""
 
@@ -210,6 +248,7 @@ class Config:
     sessions: SessionSettings
     signup: SignupSettings
     rate_limits: RateLimitSettings
+    bridge: BridgeSettings
 
     def issuer(self) -> str:
         """The configured issuer, or the URL the server is reachable at (``.../auth/v1``)."""
@@ -224,6 +263,8 @@ M = TypeVar("M", bound=_Base)
 # Settings whose CLI flag is not simply --field-name.
 FLAG_NAMES = {
     "cors_origins": "--cors-origin",
+    "allowed_origins": "--allowed-origin",
+    "insecure_dev_cookies": "--insecure-dev-cookies",
     "rotation": "--rotation/--no-rotation",
     "disable_signup": "--disable-signup/--enable-signup",
     "access_log": "--access-log/--no-access-log",
@@ -277,4 +318,5 @@ def load(**overrides: Any) -> Config:
         sessions=_build(SessionSettings, overrides),
         signup=_build(SignupSettings, overrides),
         rate_limits=_build(RateLimitSettings, overrides),
+        bridge=_build(BridgeSettings, overrides),
     )

@@ -121,6 +121,20 @@ def serve(
             help="Allowed browser origin; repeatable (env SESSIONKEEPER_CORS_ORIGINS, comma-separated)",
         ),
     ] = None,
+    allowed_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-origin",
+            help="Origin whose pages may post to the session bridge /auth/callback and use unsafe methods under cookie auth; repeatable (env SESSIONKEEPER_ALLOWED_ORIGINS, comma-separated; BASE_URL, APP_BASE_URL, NEXT_PUBLIC_APP_URL and VERCEL_URL are added when set)",
+        ),
+    ] = None,
+    insecure_dev_cookies: Annotated[
+        bool | None,
+        typer.Option(
+            "--insecure-dev-cookies",
+            help="Development only: session cookies without Secure on plain-http loopback requests (env SESSIONKEEPER_INSECURE_DEV_COOKIES)",
+        ),
+    ] = None,
     disable_signup: Annotated[
         bool | None,
         typer.Option(
@@ -185,6 +199,8 @@ def serve(
         cleanup_retention=cleanup_retention,
         signing_alg=signing_alg,
         cors_origins=cors_origin or None,
+        allowed_origins=allowed_origin or None,
+        insecure_dev_cookies=insecure_dev_cookies,
         disable_signup=disable_signup,
         rate_limit_window=rate_limit_window,
         rate_limit_password_per_ip=rate_limit_password_per_ip,
@@ -205,6 +221,7 @@ def demo(**flags: Any) -> None:
     from sessionkeeper.cli.serving import run_demo
 
     flags["cors_origins"] = flags.pop("cors_origin", None) or None
+    flags["allowed_origins"] = flags.pop("allowed_origin", None) or None
     run_demo(**flags)
 
 

@@ -29,11 +29,11 @@ from sessionkeeper.doctor.supabase import (
     JWKS_PATH,
     issuer_from_jwks_url,
     issuer_from_project_url,
-    origin,
     project_ref,
     supabase_issuer,
     with_project,
 )
+from sessionkeeper.origins import origin
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sessionkeeper.doctor.envfiles import EnvSource, EnvVar
 from sessionkeeper.doctor.findings import Finding, Report, Severity, Status
-from sessionkeeper.doctor.supabase import origin
+from sessionkeeper.origins import CONVENTIONAL_NAMES, origin
 
 #: Names holding the URL the app is served at.
 APP_URL_NAMES = frozenset(
@@ -43,7 +43,7 @@ APP_URL_NAMES = frozenset(
     }
 )
 #: Names the session bridge adds to SESSIONKEEPER_ALLOWED_ORIGINS by itself.
-BRIDGE_NAMES = ("BASE_URL", "APP_BASE_URL", "NEXT_PUBLIC_APP_URL", "VERCEL_URL")
+BRIDGE_NAMES = CONVENTIONAL_NAMES
 CORS = "SESSIONKEEPER_CORS_ORIGINS"
 ALLOWED = "SESSIONKEEPER_ALLOWED_ORIGINS"
 ISSUER = "SESSIONKEEPER_ISSUER"

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from sessionkeeper.guard.jws import CompactJWS, DecodeError, json_object, parse_compact
 from sessionkeeper.guard.reasons import Rejection
+from sessionkeeper.origins import origin
 
 AUTH_PATH = "/auth/v1"
 JWKS_PATH = "/.well-known/jwks.json"
@@ -78,20 +79,6 @@ def issuer_from_jwks_url(url: str) -> str | None:
     """``https://x/auth/v1`` from ``https://x/auth/v1/.well-known/jwks.json``."""
     base = url.strip()
     return _location(base.removesuffix(JWKS_PATH)) if base.endswith(JWKS_PATH) else None
-
-
-def origin(url: str) -> str | None:
-    """``scheme://host[:port]`` of an absolute http(s) URL (default ports dropped), else None."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    default = {"http": 80, "https": 443}[parts.scheme]
-    suffix = f":{port}" if port is not None and port != default else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{suffix}"
 
 
 def issuer_difference(expected: str, received: str) -> str:
