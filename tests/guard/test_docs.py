@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sessionkeeper.guard import Reason
-from sessionkeeper.guard.reasons import UNAVAILABLE
+from sessionkeeper.guard.reasons import FORBIDDEN, UNAVAILABLE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "guard.md"
 
@@ -13,7 +13,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "guard.md"
 def test_every_reason_code_is_documented() -> None:
     text = DOC.read_text()
     for reason in Reason:
-        status = 503 if reason in UNAVAILABLE else 401
+        status = 503 if reason in UNAVAILABLE else 403 if reason in FORBIDDEN else 401
         assert f"| `{reason.value}` | {status} |" in text, reason
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -212,6 +213,11 @@ def serve(
     )
 
 
+class DemoMode(StrEnum):
+    bearer = "bearer"
+    cookie = "cookie"
+
+
 def demo(**flags: Any) -> None:
     """Run the demo app: sign-in, Jobs, Contacts and Reports pages on one SQLite file.
 
@@ -222,10 +228,17 @@ def demo(**flags: Any) -> None:
 
     flags["cors_origins"] = flags.pop("cors_origin", None) or None
     flags["allowed_origins"] = flags.pop("allowed_origin", None) or None
-    run_demo(**flags)
+    mode = flags.pop("mode", None)
+    run_demo(mode=mode.value if mode else "bearer", **flags)
 
 
 _DEMO_OPTIONS: dict[str, Any] = {
+    "mode": Annotated[
+        DemoMode | None,
+        typer.Option(
+            help="bearer: the browser keeps the session and sends Authorization headers; cookie: HttpOnly cookies set by the session bridge /auth/callback (default bearer)"
+        ),
+    ],
     "guard_issuer": Annotated[
         str | None,
         typer.Option(
@@ -319,6 +332,12 @@ def migrate(database: Database = None) -> None:
     store = open_store(config.store.database)
     applied = store.migrate()
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+# sessionkeeper soak (its options live in cli/soak.py)
+from sessionkeeper.cli.soak import soak_command  # noqa: E402
+
+app.command("soak")(soak_command)
 
 
 def main() -> None:

@@ -106,6 +106,7 @@ def run(**flags: Any) -> None:
 def run_demo(
     *,
     guard_issuer: str | None = None,
+    mode: str = "bearer",
     demo_email: str | None = None,
     demo_password: str | None = None,
     **flags: Any,
@@ -122,7 +123,12 @@ def run_demo(
     password = demo_password or os.environ.get("SESSIONKEEPER_DEMO_PASSWORD") or DEMO_PASSWORD
     prepared = _prepare(flags)
     ensure_demo_user(prepared.ctx, email=email, password=password)
-    app = create_demo_app(prepared.config, prepared.ctx, guard_issuer=guard_issuer)
+    app = create_demo_app(
+        prepared.config,
+        prepared.ctx,
+        guard_issuer=guard_issuer,
+        mode="cookie" if mode == "cookie" else "bearer",
+    )
     host = prepared.config.server.host
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else _url_host(host)  # noqa: S104
     # The first lines a user (and a test) reads; logs follow on stderr.
@@ -130,6 +136,13 @@ def run_demo(
         "sessionkeeper demo\n"
         f"  open      http://{shown}:{prepared.port}/\n"
         f"  sign in   {email} / {password}\n"
+        f"  mode      {mode}"
+        + (
+            " (HttpOnly cookies; development cookies without Secure on loopback)"
+            if mode == "cookie"
+            else ""
+        )
+        + "\n"
     )
     sys.stdout.flush()
     _serve(prepared, app)

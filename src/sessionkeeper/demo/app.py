@@ -10,15 +10,18 @@ sign-out elsewhere is refused at the next click.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from sessionkeeper.bridge import Bridge, CookiePolicy, LocalIssuer, SessionBridge
 from sessionkeeper.demo.api import api_routes
 from sessionkeeper.guard import SessionGuard, StoreLiveness
+from sessionkeeper.origins import AllowedOrigins
 from sessionkeeper.server.app import create_app
 from sessionkeeper.server.guard_keys import KeyRingKeys
 from sessionkeeper.service.context import AuthContext
@@ -35,16 +38,45 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-async def _index(request: Request) -> Response:
-    return FileResponse(
-        STATIC / "index.html",
-        headers={
-            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-            "Cache-Control": "no-cache",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-        },
-    )
+Mode = Literal["bearer", "cookie"]
+MODES: tuple[Mode, ...] = ("bearer", "cookie")
+
+
+def _index_page(mode: Mode) -> bytes:
+    """index.html telling app.js which transport this server runs (a meta tag: no inline
+    script under the CSP)."""
+    page = (STATIC / "index.html").read_text()
+    meta = f'<meta name="sessionkeeper-transport" content="{mode}">'
+    return page.replace("<head>", f"<head>\n  {meta}", 1).encode()
+
+
+def _index_route(mode: Mode) -> Route:
+    page = _index_page(mode)
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(
+            page,
+            headers={
+                "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                "Cache-Control": "no-cache",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+    return Route("/", index, methods=["GET", "HEAD"])
+
+
+def demo_origins(config: Config) -> AllowedOrigins:
+    """The bridge's allow-list: the configured one plus the addresses the demo prints (its
+    own origin under the loopback names a browser may use)."""
+    port = config.server.port
+    host = config.server.host
+    own = {f"http://{host}:{port}"} if host not in ("0.0.0.0", "::") else set()  # noqa: S104
+    if host in ("127.0.0.1", "localhost", "0.0.0.0", "::", "::1"):  # noqa: S104
+        own |= {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
+    own.discard(f"http://::1:{port}")
+    return AllowedOrigins([*config.bridge.allowed().origins, *sorted(own)])
 
 
 def create_demo_app(
@@ -53,10 +85,15 @@ def create_demo_app(
     *,
     guard_issuer: str | None = None,
     liveness_window: float = 0.0,
+    mode: Mode = "bearer",
 ) -> Starlette:
     """The demo server. ``guard_issuer`` is the issuer the API expects (default: this server's
     own); setting another one reproduces the classic "API verifies against the wrong project"
-    outage, which ``sessionkeeper doctor probe`` then names."""
+    outage, which ``sessionkeeper doctor probe`` then names.
+
+    ``mode="cookie"`` keeps the session in HttpOnly cookies set by the session bridge at
+    ``/auth/*``; the guard reads them and renews them server-side. The demo runs on plain http
+    on loopback, so it asks for development cookies (no ``Secure``) by name."""
     secret = config.tokens.jwt_secret
     keys = KeyRingKeys(
         ctx.keyring,
@@ -66,8 +103,19 @@ def create_demo_app(
         clock=ctx.clock,
     )
     api = Starlette(routes=api_routes())
+    bridge = None
+    if mode == "cookie":
+        bridge = SessionBridge(
+            issuer=LocalIssuer(ctx),
+            allowed_origins=demo_origins(config),
+            cookies=CookiePolicy(insecure_dev_cookies=True),
+            authorize_url=f"{ctx.issuer}/authorize",
+            clock=ctx.clock,
+        )
     guarded = SessionGuard(
         api,
+        transport=mode,
+        bridge=bridge,
         issuer=guard_issuer or ctx.issuer,
         keys=keys,
         protect=("/api/",),
@@ -80,7 +128,9 @@ def create_demo_app(
     )
     routes: list[BaseRoute] = [
         Mount("/api", app=guarded),
-        Route("/", _index, methods=["GET", "HEAD"]),
+        _index_route(mode),
         Mount("/assets", app=StaticFiles(directory=STATIC), name="assets"),
     ]
+    if bridge is not None:
+        routes += Bridge(bridge).routes()
     return create_app(config, ctx, routes=routes)

@@ -59,6 +59,23 @@ GUARD_HINTS: dict[Reason, str] = {
         "The guard's session-liveness check could not reach the store: check the API's "
         "database (and Redis) connection."
     ),
+    Reason.REFRESH_REFUSED: (
+        "The session bridge's refresh cookie was refused by the issuer: the session ended "
+        "(sign-out, revocation, timebox). If users were active, check that every server shares "
+        "one store and the reuse interval is not 0."
+    ),
+    Reason.ISSUER_UNAVAILABLE: (
+        "The guard could not reach the auth server to renew an expired access cookie: check "
+        "the bridge's issuer URL from this machine."
+    ),
+    Reason.ORIGIN_NOT_ALLOWED: (
+        "An unsafe request under cookie auth came from an origin not on the allow-list: add "
+        "the app's origin to SESSIONKEEPER_ALLOWED_ORIGINS (scheme://host[:port])."
+    ),
+    Reason.CSRF_HEADER_MISSING: (
+        "An unsafe request under cookie auth came without X-SessionKeeper-CSRF: 1: send every "
+        "API call through sessionkeeper.js (createApiClient), which adds it."
+    ),
 }
 
 

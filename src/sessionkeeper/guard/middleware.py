@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.errors import ConfigError, StoreUnavailableError
@@ -48,6 +48,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+if TYPE_CHECKING:
+    from sessionkeeper.bridge.session import SessionBridge
+    from sessionkeeper.origins import AllowedOrigins
 
 log = logging.getLogger("sessionkeeper.guard")
 
@@ -144,6 +148,9 @@ class SessionGuard:
         algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
         transport: str = "bearer",
         cookie_name: str | None = None,
+        bridge: SessionBridge | None = None,
+        allowed_origins: AllowedOrigins | Iterable[str] | None = None,
+        csrf: bool = True,
         protect: Iterable[str] = ("/api/",),
         public: Iterable[str] = (),
         leeway: float = DEFAULT_LEEWAY,
@@ -169,8 +176,17 @@ class SessionGuard:
             raise ConfigError(
                 "guard cookie_name is set but transport is 'bearer': one transport per guard"
             )
+        if bridge is not None and transport != "cookie":
+            raise ConfigError("guard bridge= is for transport='cookie' (the bridge sets cookies)")
+        if bridge is not None and cookie_name is not None:
+            raise ConfigError("guard: with bridge=, the cookie names are the bridge's")
         self.transport = transport
+        self.bridge = bridge
+        if bridge is not None:
+            bridge.adopt_check(self.authenticate)
         self.cookie_name = cookie_name or DEFAULT_COOKIE_NAME
+        self.csrf = csrf and transport == "cookie"
+        self._csrf_checker = self._csrf_from(bridge, allowed_origins) if self.csrf else None
         self.clock = clock or SystemClock()
         if verifier is None:
             source = keys or build_key_source(
@@ -213,6 +229,26 @@ class SessionGuard:
         self._no_token = RequestAuth(self.transport, False, None, self)
         self._accepted = RequestAuth(self.transport, True, None, self)
 
+    @staticmethod
+    def _csrf_from(
+        bridge: SessionBridge | None, allowed: AllowedOrigins | Iterable[str] | None
+    ) -> SessionBridge:
+        """Cookie transport refuses unsafe cross-site requests (security.md): the check lives
+        on the bridge; a guard without one gets a bridge-less checker over ``allowed``."""
+        from sessionkeeper.bridge.session import CsrfCheck
+        from sessionkeeper.origins import AllowedOrigins
+
+        if bridge is not None and allowed is None:
+            return bridge
+        if allowed is None:
+            allowed = AllowedOrigins(())
+        elif not isinstance(allowed, AllowedOrigins):
+            try:
+                allowed = AllowedOrigins(allowed)
+            except ValueError as exc:
+                raise ConfigError(f"guard allowed_origins: {exc}") from None
+        return CsrfCheck(allowed)  # type: ignore[return-value]
+
     def is_protected(self, path: str) -> bool:
         if path in self._public_exact or path.startswith(self._public_prefixes):
             return False
@@ -222,6 +258,8 @@ class SessionGuard:
         """The token of this guard's transport (raises ``malformed_token`` for ambiguity)."""
         if self._bearer:
             return bearer_token(scope["headers"])
+        if self.bridge is not None:
+            return self.bridge.cookies.read(scope).access_token
         return cookie_token(scope["headers"], self.cookie_name)
 
     async def authenticate(self, token: str) -> Principal:
@@ -249,6 +287,15 @@ class SessionGuard:
         if path == self.metrics_path and kind == "http":
             await self._send_metrics(send)
             return
+        if self._csrf_checker is not None and (path == self.whoami_path or self.is_protected(path)):
+            try:
+                self._csrf_checker.check_csrf(scope)
+            except Rejection as rejection:
+                await self.refuse(scope, send, rejection, None, token_sent=False)
+                return
+            if self.bridge is not None:
+                await self._cookie_session(scope, receive, send)
+                return
         token: str | None = None
         sent = True  # stays True if reading the token fails: something ambiguous was sent
         try:
@@ -273,6 +320,32 @@ class SessionGuard:
         scope[PRINCIPAL_KEY] = principal
         scope[AUTH_KEY] = self._accepted
         if path == self.whoami_path and kind == "http":
+            await whoami(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _cookie_session(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Cookie transport with a bridge: verify, renew server-side when due (new cookies on
+        this response), or refuse — clearing the cookies when the session is over."""
+        assert self.bridge is not None
+        bridge = self.bridge
+        try:
+            session = await bridge.resolve(scope, self.authenticate)
+        except Rejection as rejection:
+            from sessionkeeper.bridge.cookies import header_pairs
+            from sessionkeeper.bridge.session import SESSION_OVER
+
+            clear = None
+            if rejection.reason in SESSION_OVER:
+                clear = header_pairs(bridge.clear_cookies(scope))
+            await self.refuse(scope, send, rejection, None, token_sent=True, extra_headers=clear)
+            return
+        self.metrics.accepted += 1
+        scope[PRINCIPAL_KEY] = session.principal
+        scope[AUTH_KEY] = self._accepted
+        if session.refreshed and scope["type"] == "http":
+            send = _adding_headers(send, session.set_cookies, session.principal.expires_at)
+        if scope["path"] == self.whoami_path and scope["type"] == "http":
             await whoami(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -312,8 +385,9 @@ class SessionGuard:
         token: str | None,
         *,
         token_sent: bool | None = None,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        """Count, log (one line, never the token) and answer 401 or 503."""
+        """Count, log (one line, never the token) and answer 401, 403 or 503."""
         self.metrics.refusal(rejection.reason)
         authorization, cookie = presence(scope["headers"], self.cookie_name)
         extra: dict[str, Any] = {
@@ -335,6 +409,7 @@ class SessionGuard:
             token_sent=token is not None if token_sent is None else token_sent,
             retry_after=self.retry_after,
             diagnostics=self.diagnostics,
+            extra_headers=extra_headers,
         )
 
     async def _send_metrics(self, send: Send) -> None:
@@ -345,3 +420,18 @@ class SessionGuard:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _adding_headers(send: Send, cookies: list[str], expires_at: float) -> Send:
+    """``send`` that adds the renewed session's cookies and expiry to the response start."""
+    from sessionkeeper.bridge.cookies import header_pairs
+    from sessionkeeper.bridge.session import EXPIRES_HEADER
+
+    extra = [*header_pairs(cookies), (EXPIRES_HEADER.encode(), str(int(expires_at)).encode())]
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return sending

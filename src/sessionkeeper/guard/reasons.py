@@ -27,10 +27,20 @@ class Reason(StrEnum):
     # Not a verdict on the token: the session store could not answer the liveness question.
     # Answered 503 like keys_unavailable, and kept apart so the log points at the store.
     STORE_UNAVAILABLE = "store_unavailable"
+    # Cookie transport: the access cookie could not be renewed server-side.
+    REFRESH_REFUSED = "refresh_refused"  # the issuer refused the refresh cookie: session over
+    ISSUER_UNAVAILABLE = "issuer_unavailable"  # the issuer could not be asked: retry later
+    # Cookie transport, unsafe methods (CSRF defence): answered 403, not 401.
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    CSRF_HEADER_MISSING = "csrf_header_missing"
 
 
 #: Reasons answered 503 (retry later, keep the session) rather than 401.
-UNAVAILABLE = frozenset({Reason.KEYS_UNAVAILABLE, Reason.STORE_UNAVAILABLE})
+UNAVAILABLE = frozenset(
+    {Reason.KEYS_UNAVAILABLE, Reason.STORE_UNAVAILABLE, Reason.ISSUER_UNAVAILABLE}
+)
+#: Reasons answered 403: the request, not the session, is refused (a cross-site request).
+FORBIDDEN = frozenset({Reason.ORIGIN_NOT_ALLOWED, Reason.CSRF_HEADER_MISSING})
 
 
 class Rejection(Exception):
@@ -45,3 +55,8 @@ class Rejection(Exception):
     def unavailable(self) -> bool:
         """True when the token could not be judged (keys or store down): answer 503, not 401."""
         return self.reason in UNAVAILABLE
+
+    @property
+    def forbidden(self) -> bool:
+        """True for a CSRF refusal: answer 403; the session itself is fine."""
+        return self.reason in FORBIDDEN
