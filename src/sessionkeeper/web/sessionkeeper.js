@@ -84,21 +84,59 @@ export function normalizeSession(body, nowMs) {
   if (!body || typeof body !== "object" || typeof body.access_token !== "string" || !body.access_token) {
     return null;
   }
+  return {
+    access_token: body.access_token,
+    refresh_token: typeof body.refresh_token === "string" && body.refresh_token ? body.refresh_token : null,
+    token_type: body.token_type || "bearer",
+    ...localExpiry(body, nowMs),
+    user: body.user && typeof body.user === "object" ? body.user : null,
+  };
+}
+
+/** `expires_in`, `received_at` and `expires_at_local` (local epoch seconds) of a session or marker. */
+function localExpiry(body, nowMs) {
   const expiresIn = Number(body.expires_in);
   const lifetime = Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600;
   const receivedAt = Number.isFinite(Number(body.received_at)) ? Number(body.received_at) : nowMs / 1000;
   const expiresAt = Number.isFinite(Number(body.expires_at_local))
     ? Number(body.expires_at_local)
     : receivedAt + lifetime;
+  return { expires_in: lifetime, received_at: receivedAt, expires_at_local: expiresAt };
+}
+
+/**
+ * A cookie session's stand-in (cookie mode): who is signed in and until when, never a token. The
+ * tokens live in HttpOnly cookies the page cannot read. `marker` is a random id per sign-in (what
+ * tabs compare, and key shared refusals by); `rev` changes with every refresh; `skew` is the
+ * server-minus-local clock offset in seconds, learnt from the server's answers.
+ */
+export function normalizeMarker(body, nowMs) {
+  if (!body || typeof body !== "object" || typeof body.marker !== "string" || !body.marker) return null;
+  const user = body.user && typeof body.user === "object" ? body.user : null;
   return {
-    access_token: body.access_token,
-    refresh_token: typeof body.refresh_token === "string" && body.refresh_token ? body.refresh_token : null,
-    token_type: body.token_type || "bearer",
-    expires_in: lifetime,
-    received_at: receivedAt,
-    expires_at_local: expiresAt,
-    user: body.user && typeof body.user === "object" ? body.user : null,
+    transport: "cookie",
+    marker: body.marker,
+    rev: typeof body.rev === "string" ? body.rev : "",
+    ...localExpiry(body, nowMs),
+    skew: Number.isFinite(Number(body.skew)) ? Number(body.skew) : 0,
+    user: user && { id: user.id ?? null, email: user.email ?? null },
   };
+}
+
+/** What a call made with `session` presented: the access token, or a cookie marker's revision. */
+function credentialOf(session) {
+  return session.transport === "cookie" ? `cookie:${session.marker}:${session.rev}` : session.access_token;
+}
+
+/** What a refresh of `session` spends, shared by every tab holding it: the refresh token, or the
+ * cookie session's marker (the server holds its refresh token). Null: nothing to refresh with. */
+function grantOf(session) {
+  return session.transport === "cookie" ? `cookie:${session.marker}` : session.refresh_token;
+}
+
+function randomId() {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function readJson(response) {
@@ -107,6 +145,26 @@ async function readJson(response) {
   } catch {
     return null;
   }
+}
+
+/** One call to an auth endpoint: a network error, a time-out or a failure answer becomes an
+ * IssuerUnavailableError (transient) or an IssuerError (definitive). */
+async function callIssuer(fetchImpl, url, { method, headers, body, timeout, credentials = "omit", what }) {
+  let response;
+  try {
+    response = await fetchImpl(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeout),
+      credentials,
+      cache: "no-store",
+    });
+  } catch (error) {
+    throw new IssuerUnavailableError(`${what}: ${error && error.name === "TimeoutError" ? "timed out" : "network error"}`);
+  }
+  if (!response.ok) throw await issuerFailure(response, what);
+  return response;
 }
 
 /** Sort an auth-server failure: definitive (IssuerError) or transient (IssuerUnavailableError). */
@@ -120,6 +178,48 @@ async function issuerFailure(response, what) {
   }
   const message = (body && (body.msg || body.message || body.error_description)) || code;
   return new IssuerError(`${what}: ${message}`, { status, code });
+}
+
+/**
+ * One localStorage entry: `read()` is the normalised record, null when there is none, or
+ * undefined when it cannot be read ("unknown", never "signed out": an unreadable entry is left
+ * alone). After a failed write (full or blocked storage: the record stays in memory and other
+ * tabs learn it by message) an empty entry is unknown too, not a sign-out elsewhere.
+ */
+function storedEntry(storage, key, normalize, now) {
+  let unsaved = false;
+  return {
+    read() {
+      let raw;
+      try {
+        raw = storage.getItem(key);
+      } catch {
+        return undefined;
+      }
+      if (raw === null || raw === undefined) return unsaved ? undefined : null;
+      try {
+        return normalize(JSON.parse(raw), now()) || undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    write(record) {
+      try {
+        storage.setItem(key, JSON.stringify(record));
+        unsaved = false;
+      } catch {
+        unsaved = true;
+      }
+    },
+    remove() {
+      unsaved = false;
+      try {
+        storage.removeItem(key);
+      } catch {
+        /* nothing to clear */
+      }
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,23 +245,14 @@ export function createAuthClient({
   const headers = { "Content-Type": "application/json", "X-Supabase-Api-Version": API_VERSION, "X-Client-Info": "sessionkeeper-js" };
   if (apiKey) headers.apikey = apiKey;
 
-  async function call(method, path, { body, token, what } = {}) {
-    let response;
-    try {
-      response = await fetchImpl(`${base}${path}`, {
-        method,
-        headers: token ? { ...headers, Authorization: `Bearer ${token}` } : headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeout),
-        credentials: "omit",
-        cache: "no-store",
-      });
-    } catch (error) {
-      throw new IssuerUnavailableError(`${what}: ${error && error.name === "TimeoutError" ? "timed out" : "network error"}`);
-    }
-    if (!response.ok) throw await issuerFailure(response, what);
-    return response;
-  }
+  const call = (method, path, { body, token, what } = {}) =>
+    callIssuer(fetchImpl, `${base}${path}`, {
+      method,
+      headers: token ? { ...headers, Authorization: `Bearer ${token}` } : headers,
+      body,
+      timeout,
+      what,
+    });
 
   async function sessionFrom(response, what) {
     const session = normalizeSession(await readJson(response), now());
@@ -169,42 +260,20 @@ export function createAuthClient({
     return session;
   }
 
-  let unsaved = false; // the last save failed: an empty entry is then not a sign-out elsewhere
+  const entry = storedEntry(storage, storageKey, normalizeSession, now);
 
   return {
     kind: "sessionkeeper",
     storageKey,
     /** The stored session, or null. An unreadable entry is left alone (never taken as sign-out). */
     async load() {
-      let raw;
-      try {
-        raw = storage.getItem(storageKey);
-      } catch {
-        return undefined; // storage unreadable: "unknown", not "signed out"
-      }
-      if (raw === null || raw === undefined) return unsaved ? undefined : null;
-      try {
-        return normalizeSession(JSON.parse(raw), now()) || undefined;
-      } catch {
-        return undefined;
-      }
+      return entry.read();
     },
     async save(session) {
-      try {
-        storage.setItem(storageKey, JSON.stringify(session));
-        unsaved = false;
-      } catch {
-        // Full or blocked storage: the session stays in memory; other tabs learn it by message.
-        unsaved = true;
-      }
+      entry.write(session);
     },
     async clear() {
-      unsaved = false;
-      try {
-        storage.removeItem(storageKey);
-      } catch {
-        /* nothing to clear */
-      }
+      entry.remove();
     },
     async signIn({ email, password }) {
       const response = await call("POST", "/token?grant_type=password", { body: { email, password }, what: "sign-in" });
@@ -324,6 +393,298 @@ export function supabaseTokens(supabase, { now = () => Date.now() } = {}) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Cookie sessions: the tokens live in HttpOnly cookies set by the server's session bridge.
+// ---------------------------------------------------------------------------------------------
+
+/** The header every cookie-mode request carries: the server's CSRF check for unsafe methods. */
+export const CSRF_HEADER = "X-SessionKeeper-CSRF";
+/** Set by the guard on an answer for which it refreshed the session itself (server epoch seconds). */
+export const EXPIRES_HEADER = "X-Session-Expires-At";
+
+/**
+ * A marker for the bridge's answer `{user, expires_in, expires_at}` (`expires_at` in the server's
+ * epoch seconds): local expiry from `expires_in` at receipt, and the server's clock offset.
+ */
+function markerFrom(answer, { id, previous = null, nowMs }) {
+  const nowS = nowMs / 1000;
+  const expiresIn = Number(answer?.expires_in) > 0 ? Number(answer.expires_in) : null;
+  const expiresAt = Number(answer?.expires_at) > 0 ? Number(answer.expires_at) : null;
+  let skew = previous?.skew ?? 0;
+  if (expiresIn && expiresAt) skew = expiresAt - (nowS + expiresIn);
+  const lifetime = expiresIn || (expiresAt && expiresAt - skew - nowS > 0 ? expiresAt - skew - nowS : previous?.expires_in || 3600);
+  const user = answer?.user && typeof answer.user === "object" ? answer.user : previous?.user;
+  return normalizeMarker({ marker: id, rev: randomId(), user, expires_in: lifetime, received_at: nowS, skew }, nowMs);
+}
+
+/**
+ * Token source for `createApiClient` when the session lives in HttpOnly cookies (cookie mode): the
+ * server's session bridge (`/auth/callback`, `/auth/refresh`, `/auth/session`) sets and refreshes
+ * them; the page never sees a token. localStorage holds only a marker (user id and email, expiry,
+ * a random id per sign-in) so that tabs agree on who is signed in and when to refresh.
+ */
+export function cookieSession({
+  url = "/auth",
+  authUrl = "/auth/v1",
+  storageKey = "sessionkeeper.cookie-session",
+  storage = globalThis.localStorage,
+  fetch: fetchImpl = (...args) => globalThis.fetch(...args),
+  apiKey = null,
+  timeout = 10000,
+  now = () => Date.now(),
+  credentials = "same-origin",
+} = {}) {
+  if (credentials !== "same-origin" && credentials !== "include") {
+    throw new TypeError('cookieSession: `credentials` must be "same-origin" or "include" (the session is a cookie)');
+  }
+  const base = url.replace(/\/+$/, "");
+  // The password grant is the issuer's own (/auth/v1): its answer is handed to the bridge at once.
+  const issuer = createAuthClient({ url: authUrl, storageKey, storage: null, fetch: fetchImpl, apiKey, timeout, now });
+  const bridge = async (method, path, { body, what }) => {
+    const headers = { [CSRF_HEADER]: "1", "X-Client-Info": "sessionkeeper-js" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await callIssuer(fetchImpl, `${base}${path}`, { method, headers, body, timeout, credentials, what });
+    const answer = await readJson(response);
+    if (!answer || typeof answer !== "object") throw new IssuerUnavailableError(`${what}: the answer was not JSON`);
+    return answer;
+  };
+
+  const entry = storedEntry(storage, storageKey, normalizeMarker, now);
+  let known = false; // this page has seen a marker, or the server's verdict: no more discovery
+  let discovery = null;
+
+  /** No marker here: ask the server once whether its cookies hold a session (a page back from
+   * the hosted sign-in, say). 401: signed out; unreachable: unknown (asked again next time). */
+  async function discover() {
+    let answer;
+    try {
+      answer = await bridge("GET", "/session", { what: "session" });
+    } catch (error) {
+      if (!(error instanceof IssuerError)) return undefined;
+      known = true;
+      return null;
+    }
+    known = true;
+    const marker = markerFrom(answer, { id: randomId(), nowMs: now() });
+    await provider.save(marker);
+    return marker;
+  }
+
+  const provider = {
+    kind: "cookie",
+    transport: "cookie",
+    storageKey,
+    /** The stored marker; without one, the server's word (asked once per page); null: signed out. */
+    async load() {
+      const stored = entry.read();
+      if (stored) known = true;
+      if (stored !== null || known) return stored;
+      discovery ??= discover().finally(() => {
+        discovery = null;
+      });
+      return discovery;
+    },
+    async save(session) {
+      const marker = normalizeMarker(session, now()); // the marker's fields only, never a token
+      if (!marker) return;
+      known = true;
+      entry.write(marker);
+    },
+    async clear() {
+      known = true;
+      entry.remove();
+    },
+    /** Password sign-in at the issuer; the tokens go straight to the bridge, which sets the
+     * cookies, and are dropped here. Without credentials: the session the server's cookies hold
+     * now (after the hosted sign-in, `popupSignIn`), or an IssuerError if there is none. */
+    async signIn({ email, password } = {}) {
+      if (email === undefined && password === undefined) {
+        const answer = await bridge("GET", "/session", { what: "sign-in" });
+        return markerFrom(answer, { id: randomId(), nowMs: now() });
+      }
+      const tokens = await issuer.signIn({ email, password });
+      const { access_token, refresh_token, expires_in, token_type, user } = tokens;
+      const answer = await bridge("POST", "/callback", {
+        body: { event: SIGNED_IN, session: { access_token, refresh_token, expires_in, token_type, user } },
+        what: "sign-in",
+      });
+      return markerFrom(answer, { id: randomId(), nowMs: now() });
+    },
+    /** The server refreshes with its refresh cookie: 401 is definitive, 5xx or no answer transient. */
+    async refresh(marker) {
+      const answer = await bridge("POST", "/refresh", { what: "refresh" });
+      return markerFrom(answer, { id: marker.marker, previous: marker, nowMs: now() });
+    },
+    /** Clears the cookies and ends the session at the issuer (`scope`: local, global or others). */
+    async signOut(_marker, { scope = "local" } = {}) {
+      await bridge("POST", "/callback", { body: { event: SIGNED_OUT, session: null, scope }, what: "sign-out" });
+    },
+    /** GET /auth/session: the server's own verdict on the cookies. */
+    async user() {
+      return bridge("GET", "/session", { what: "user" });
+    },
+    /** A marker with the later expiry the guard announced (it refreshed during an API call), or null. */
+    observe(marker, response) {
+      const header = response?.headers?.get?.(EXPIRES_HEADER);
+      const serverAt = header ? Number(header) : NaN;
+      if (!Number.isFinite(serverAt) || !marker) return null;
+      const localAt = serverAt - marker.skew;
+      if (localAt <= marker.expires_at_local + 1 || localAt <= now() / 1000) return null;
+      const fields = { ...marker, rev: randomId(), received_at: localAt - marker.expires_in, expires_at_local: localAt };
+      return normalizeMarker(fields, now());
+    },
+  };
+  return provider;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session listener: supabase-js in the browser, a cookie-reading server behind it.
+// ---------------------------------------------------------------------------------------------
+
+/** supabase-js's events as the bridge's callback knows them (null: not passed on). */
+function callbackEvent(event, session) {
+  if (event === "SIGNED_OUT") return SIGNED_OUT;
+  if (!session?.access_token) return null;
+  if (event === "SIGNED_IN" || event === "INITIAL_SESSION") return SIGNED_IN;
+  if (event === "TOKEN_REFRESHED" || event === "USER_UPDATED") return TOKEN_REFRESHED;
+  return null;
+}
+
+/**
+ * Mirrors a supabase-js session into the server's HttpOnly cookies: every sign-in, refresh and
+ * sign-out supabase-js reports is posted to the session bridge (`POST /auth/callback`). Posts go
+ * out one at a time, in order; a network error or 5xx is retried (`attempts` in all, waiting
+ * `delays[i]` ms before retry i+1), a 4xx never; a newer event supersedes an older one not yet
+ * delivered, so a stale TOKEN_REFRESHED never lands after SIGNED_OUT.
+ * Returns `{ unsubscribe(), idle() }`; `idle()` resolves once nothing is left to post.
+ */
+export function createSessionListener(supabase, {
+  url = "/auth/callback",
+  fetch: fetchImpl = (...args) => globalThis.fetch(...args),
+  attempts = 3,
+  delays = [250, 1000],
+  timeout = 10000,
+  logger = globalThis.console,
+  sleep: pause = sleep,
+} = {}) {
+  let pending = null; // the newest event not yet delivered (or given up on)
+  let seq = 0;
+  let owed = 0; // the latest SIGNED_IN the server has not acknowledged (its seq; 0: none)
+  let worker = null;
+  let wake = null; // ends the current back-off early when a newer event arrives
+
+  const post = async (item, fields) => {
+    // A sign-in the server has not acknowledged yet (superseded while failing) goes out as a
+    // sign-in with the newer session.
+    const event = item.event === TOKEN_REFRESHED && owed ? SIGNED_IN : item.event;
+    fields.event = event;
+    const response = await fetchImpl(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ event, session: item.session }),
+      credentials: "same-origin",
+      cache: "no-store",
+      signal: AbortSignal.timeout(timeout),
+    });
+    fields.status = response.status;
+    response.body?.cancel().catch(() => undefined);
+    if (response.ok && event === SIGNED_IN && item.seq >= owed) owed = 0;
+    return response.status;
+  };
+
+  async function deliver(item) {
+    const fields = { event: item.event, token: await fingerprint(item.session?.access_token) };
+    for (let attempt = 1; attempt <= attempts; attempt += 1) {
+      let status;
+      try {
+        status = await post(item, fields);
+      } catch (error) {
+        fields.error = error?.name === "TimeoutError" ? "timed out" : "network error";
+      }
+      if (status !== undefined && status < 500) {
+        if (status >= 300) logger?.warn?.("[sessionkeeper] session callback refused", { ...fields, attempt });
+        else logger?.debug?.("[sessionkeeper] session callback delivered", { ...fields, attempt });
+        return;
+      }
+      if (pending !== item) return; // superseded: the newer event goes next, this one is stale
+      if (attempt === attempts) break;
+      logger?.debug?.("[sessionkeeper] session callback failed; retrying", { ...fields, attempt });
+      await Promise.race([pause(delays[Math.min(attempt - 1, delays.length - 1)] ?? 0), new Promise((r) => (wake = r))]);
+      wake = null;
+      if (pending !== item) return;
+    }
+    logger?.warn?.("[sessionkeeper] session callback failed; giving up", { ...fields, attempts });
+  }
+
+  async function run() {
+    while (pending) {
+      const item = pending;
+      await deliver(item);
+      if (pending === item) pending = null;
+    }
+    worker = null;
+  }
+
+  const { data } = supabase.auth.onAuthStateChange((event, session) => {
+    const name = callbackEvent(event, session);
+    if (!name) return;
+    const item = {
+      seq: (seq += 1),
+      event: name,
+      session: name === SIGNED_OUT ? null : {
+        access_token: session.access_token,
+        refresh_token: session.refresh_token,
+        expires_in: session.expires_in,
+        expires_at: session.expires_at,
+        token_type: session.token_type,
+        user: session.user ? { id: session.user.id, email: session.user.email } : undefined,
+      },
+    };
+    if (name === SIGNED_IN) owed = item.seq;
+    else if (name === SIGNED_OUT) owed = 0;
+    pending = item;
+    wake?.();
+    worker ??= run();
+  });
+
+  return {
+    unsubscribe: () => data.subscription.unsubscribe(),
+    idle: async () => {
+      while (worker) await worker;
+    },
+  };
+}
+
+/**
+ * Opens the hosted sign-in (`GET /auth/login?next=...`, server-side PKCE) in a popup and resolves
+ * once the popup is back on a page of this origin (the bridge then holds the new session's
+ * cookies). For the banner: `banner.reauthenticate = (api) => popupSignIn().then(() => api.signIn())`.
+ */
+export function popupSignIn({ url = "/auth/login", next = "/", features = "popup,width=480,height=640", interval = 250, timeout = 300000 } = {}) {
+  const target = `${url}${url.includes("?") ? "&" : "?"}next=${encodeURIComponent(next)}`;
+  const popup = globalThis.open?.(target, "sessionkeeper-sign-in", features);
+  if (!popup) return Promise.reject(new Error("the sign-in popup was blocked; allow popups and try again"));
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const timer = setInterval(() => {
+      let landed = false;
+      try {
+        // Readable only once the popup is back on our origin (elsewhere it throws or is blank).
+        landed = popup.location.origin === globalThis.location.origin && popup.location.pathname === new URL(next, globalThis.location.href).pathname;
+      } catch {
+        /* still at the sign-in page of another origin */
+      }
+      if (landed || popup.closed || Date.now() - started > timeout) {
+        clearInterval(timer);
+        if (landed) {
+          popup.close();
+          resolve();
+        } else reject(new Error(popup.closed ? "the sign-in window was closed" : "sign-in did not finish in time"));
+      }
+    }, interval);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // The api client.
 // ---------------------------------------------------------------------------------------------
 
@@ -339,7 +700,11 @@ export function getDefaultClient() {
  *
  * Options (all but `tokens` optional):
  *   baseUrl      prefix for relative paths ("/api")
- *   tokens       createAuthClient(...) or supabaseTokens(supabaseClient)
+ *   tokens       createAuthClient(...), supabaseTokens(supabaseClient) or cookieSession(...)
+ *   transport    "bearer" (an Authorization header) or "cookie" (HttpOnly cookies + the CSRF
+ *                header); by default the token source's. A mismatch is refused.
+ *   credentials  fetch's credentials for API calls; cookie mode: "same-origin" (default) or
+ *                "include" (an API on another origin)
  *   margin       refresh this many seconds before expiry (default 120, capped at half the life)
  *   lockTimeout  longest wait (ms) for the cross-tab refresh lock; then refresh without it
  *   reauthWait   how long (ms) a request made while re-authentication is needed waits for it
@@ -351,6 +716,24 @@ export function createApiClient(options) {
   if (!defaultClient) defaultClient = client;
   globalThis.dispatchEvent?.(new CustomEvent("sessionkeeper:client", { detail: client }));
   return client;
+}
+
+/** The transport the token source implies, checked against the options asked for. */
+function pickTransport(tokens, asked, credentials) {
+  const implied = tokens.transport === "cookie" ? "cookie" : "bearer";
+  if (asked !== null && asked !== "bearer" && asked !== "cookie") {
+    throw new TypeError(`createApiClient: unknown transport ${JSON.stringify(asked)} (use "bearer" or "cookie")`);
+  }
+  if (asked === "cookie" && implied !== "cookie") {
+    throw new TypeError(`createApiClient: transport "cookie" needs a cookie token source (cookieSession()); ${tokens.kind || "this source"} hands out bearer tokens`);
+  }
+  if (asked === "bearer" && implied === "cookie") {
+    throw new TypeError('createApiClient: a cookieSession() has no token to send as a bearer header; use transport "cookie"');
+  }
+  if (implied === "cookie" && credentials !== null && credentials !== "same-origin" && credentials !== "include") {
+    throw new TypeError('createApiClient: cookie transport needs credentials "same-origin" or "include" (else the session cookie is never sent)');
+  }
+  return implied;
 }
 
 export class ApiClient {
@@ -370,8 +753,12 @@ export class ApiClient {
     now = () => Date.now(),
     logger = globalThis.console,
     autoRefresh = true,
+    transport = null,
+    credentials = null,
   } = {}) {
-    if (!tokens) throw new TypeError("createApiClient: `tokens` is required (createAuthClient() or supabaseTokens(client))");
+    if (!tokens) throw new TypeError("createApiClient: `tokens` is required (createAuthClient(), supabaseTokens(client) or cookieSession())");
+    this.transport = pickTransport(tokens, transport, credentials);
+    this.credentials = credentials ?? (this.transport === "cookie" ? "same-origin" : null);
     this.baseUrl = baseUrl.replace(/\/+$/, "");
     this.tokens = tokens;
     this.margin = margin;
@@ -466,7 +853,7 @@ export class ApiClient {
     }
     // A stream body was read by the first send and cannot be sent again: the caller gets the 401.
     if (init.body && typeof init.body.getReader === "function") return first;
-    const sent = session.access_token;
+    const sent = credentialOf(session);
     this._debug("401 from the API; recovering", { path: String(path) });
     first.body?.cancel().catch(() => undefined); // free the connection; the body is not needed
     const next = await this._recover(sent);
@@ -549,8 +936,28 @@ export class ApiClient {
 
   _send(url, init, session) {
     const headers = new Headers(init.headers || {});
-    headers.set("Authorization", `Bearer ${session.access_token}`);
-    return this._fetch(url, { ...init, headers });
+    const credentials = init.credentials ?? this.credentials ?? undefined;
+    if (this.transport === "bearer") {
+      headers.set("Authorization", `Bearer ${session.access_token}`);
+      return this._fetch(url, credentials ? { ...init, headers, credentials } : { ...init, headers });
+    }
+    // Cookie mode: the browser sends the session cookie; the header is the CSRF check's half.
+    headers.set(CSRF_HEADER, "1");
+    return this._fetch(url, { ...init, headers, credentials }).then((response) => {
+      this._serverRefreshed(session, response);
+      return response;
+    });
+  }
+
+  /** Cookie mode: the guard refreshed the session during this call (a Set-Cookie the page cannot
+   * see) and said until when: the marker takes the later expiry, here and in the other tabs. */
+  _serverRefreshed(sent, response) {
+    const current = this.session;
+    if (this.state !== "active" || !current || current.marker !== sent.marker || !this.tokens.observe) return;
+    const next = this.tokens.observe(current, response);
+    if (!next) return;
+    this._install(next, "server");
+    this.tokens.save(next).then(() => this._broadcast({ type: "session" }));
   }
 
   _secondsLeft(session) {
@@ -589,7 +996,7 @@ export class ApiClient {
   /** After a 401 on `sent`: the session to retry with (one refresh, shared by everyone). */
   async _recover(sent) {
     this.stats.recoveries += 1;
-    if (this.state === "active" && this.session && this.session.access_token !== sent) {
+    if (this.state === "active" && this.session && credentialOf(this.session) !== sent) {
       return this.session; // someone refreshed while this request was out
     }
     if (this._recovered === sent) {
@@ -598,7 +1005,7 @@ export class ApiClient {
     if (this.state === "needs_reauth") return this._validSession();
     try {
       const fresh = await this._refresh(sent, "401");
-      this._recovered = fresh.access_token;
+      this._recovered = credentialOf(fresh);
       return fresh;
     } catch (error) {
       if (error instanceof AuthExpiredError && this.state === "needs_reauth") return this._validSession();
@@ -678,7 +1085,7 @@ export class ApiClient {
     const base = stored || this.session;
     // Another tab refreshed while we waited for the lock (its message may even have been adopted
     // already): a session that is not due and not the one the API refused needs no refresh.
-    if (base && base.access_token !== failedToken && !this._due(base)) {
+    if (base && credentialOf(base) !== failedToken && !this._due(base)) {
       this._adopt(base);
       return base;
     }
@@ -688,7 +1095,7 @@ export class ApiClient {
       // spending the same refresh token again can only be refused too.
       throw new AuthExpiredError("the session has ended (refused in another tab)", { reason: "needs_reauth" });
     }
-    if (!base.refresh_token) {
+    if (!grantOf(base)) {
       // An access token only (e.g. from an OAuth redirect): nothing to refresh with. After a 401,
       // ask the issuer once whether it still accepts the token, so the log says whose verdict it
       // was (a token the issuer accepts but the API refuses points at the API's configuration).
@@ -716,7 +1123,7 @@ export class ApiClient {
       // Definitive. A newer token may have reached storage meanwhile (another tab): adopt it.
       const again = await this.tokens.load();
       if (epoch !== this._epoch) throw signedOutMeanwhile(); // a sign-out arrived meanwhile
-      if (again && again.refresh_token !== base.refresh_token && !this._expired(again)) {
+      if (again && credentialOf(again) !== credentialOf(base) && !this._expired(again)) {
         this._adopt(again);
         return again;
       }
@@ -725,7 +1132,7 @@ export class ApiClient {
       // banner now instead of each spending a refused refresh at its next call.
       // (Sent when the fingerprint is ready; nothing is awaited between the verdict and the throw,
       // so the callers see the state the verdict left.)
-      fingerprint(base.refresh_token).then((refresh) => this._broadcast({ type: "refused", refresh, code: error.code }));
+      fingerprint(grantOf(base)).then((refresh) => this._broadcast({ type: "refused", refresh, code: error.code }));
       throw new AuthExpiredError(`the session has ended (${error.code})`, { reason: error.code });
     }
     if (epoch !== this._epoch) throw signedOutMeanwhile();
@@ -754,7 +1161,7 @@ export class ApiClient {
 
   /** A session another tab (or supabase-js itself) obtained becomes current here. */
   _adopt(session) {
-    if (this.session && this.session.access_token === session.access_token) return;
+    if (this.session && credentialOf(this.session) === credentialOf(session)) return;
     this.stats.adopted += 1;
     this._install(session, "adopted");
   }
@@ -829,8 +1236,8 @@ export class ApiClient {
   /** Another tab's refresh of our very refresh token was refused for good: same verdict here. */
   async _refusedElsewhere({ refresh, code }) {
     const session = this.session;
-    if (this.state !== "active" || !session?.refresh_token) return;
-    if ((await fingerprint(session.refresh_token)) !== refresh || this.session !== session) return;
+    if (this.state !== "active" || !session || !grantOf(session)) return;
+    if ((await fingerprint(grantOf(session))) !== refresh || this.session !== session) return;
     this._enterNeedsReauth(`${code || "refresh refused"} (in another tab)`);
   }
 

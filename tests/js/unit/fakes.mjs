@@ -7,10 +7,11 @@ import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { inspect } from "node:util";
 
-import { createApiClient, createAuthClient, normalizeSession } from "../../../src/sessionkeeper/web/sessionkeeper.js";
+import { cookieSession, createApiClient, createAuthClient, normalizeSession } from "../../../src/sessionkeeper/web/sessionkeeper.js";
 
 export const AUTH_URL = "https://auth.test/auth/v1";
 export const API_URL = "https://app.test/api";
+export const BRIDGE_URL = "https://app.test/auth";
 export const USERS = {
   "ann@example.com": { id: "user-ann", password: "ann-password" },
   "bob@example.com": { id: "user-bob", password: "bob-password" },
@@ -255,6 +256,8 @@ export function createAuthServer({ clock, lifetime = 3600 } = {}) {
       entry.used = true;
       return [200, server.issue(entry.user.email, { sessionId: entry.sessionId })];
     },
+    /** An access token's expiry (epoch seconds), or null. */
+    expOf: (token) => accessTokens.get(token)?.exp ?? null,
     /** The user an access token stands for, if it is live at the server's clock. */
     userOf(token) {
       const entry = accessTokens.get(token);
@@ -346,6 +349,129 @@ export function createApi({ auth }) {
     },
   };
   return api;
+}
+
+// -- the session bridge and a cookie-reading API (cookie mode) -----------------------------------
+
+/**
+ * The server side of cookie mode as one fetch function over a browser-wide cookie jar (`jar`:
+ * the access and refresh token the HttpOnly cookies hold): the bridge (`/auth/callback`,
+ * `/auth/refresh`, `/auth/session`), the issuer's `/auth/v1` (passed to `auth`), and `/api/...`
+ * guarded by the access cookie. The guard refreshes by itself an access cookie that has expired
+ * or has less than `nearExpiry` s left, and then (if `expiresHeader`) says until when in
+ * X-Session-Expires-At. Unsafe methods need X-SessionKeeper-CSRF: 1. Every call is recorded in
+ * `calls` (path, method, headers, credentials, body); API calls also in `sends`.
+ * `failRefresh(kind, times)`: `/auth/refresh` answers 503 or fails (network) `times` times.
+ */
+export function createBridge({ auth, clock }) {
+  const jar = { access: null, refresh: null };
+  let failure = null;
+  const refused = new Set();
+  const nowS = () => clock.now() / 1000;
+  const answer = (user, token) => ({ user: { id: user.id, email: user.email }, expires_in: Math.round(auth.expOf(token) - nowS()), expires_at: auth.expOf(token) });
+  const unauthorized = (code) => json(401, { error: "Unauthorized", error_code: code });
+  /** The server-side refresh with the refresh cookie: [status, body]. */
+  const refreshJar = () => {
+    if (!jar.refresh) return [401, { error: "Unauthorized", error_code: "no_session" }];
+    const [status, body] = auth.rotate(jar.refresh);
+    if (status !== 200) return [401, { error: "Unauthorized", error_code: body.error_code }];
+    bridge.serverRefreshes += 1;
+    Object.assign(jar, { access: body.access_token, refresh: body.refresh_token });
+    return [200, answer(body.user, body.access_token)];
+  };
+  const bridge = {
+    jar,
+    calls: [],
+    sends: [],
+    refreshes: 0, // POST /auth/refresh answered
+    serverRefreshes: 0, // refreshes the server made (any route)
+    nearExpiry: 30,
+    expiresHeader: true,
+    refuseAll: false,
+    slow: new Map(),
+    failRefresh(kind, times = Infinity) {
+      failure = { kind, times };
+    },
+    heal() {
+      failure = null;
+    },
+    /** The API refuses this access token (as if revoked there); the refresh cookie still works. */
+    refuse(token) {
+      refused.add(token);
+    },
+    /** A sign-in that happened outside the page (the hosted sign-in): the cookies are set. */
+    signInOutside(email = ANN.email) {
+      const session = auth.issue(email);
+      Object.assign(jar, { access: session.access_token, refresh: session.refresh_token });
+      return session;
+    },
+    /** The session ends at the issuer (a global sign-out elsewhere); the cookies stay. */
+    async endSession() {
+      await auth.fetch(`${AUTH_URL}/logout?scope=global`, { method: "POST", headers: { Authorization: `Bearer ${jar.access}` } });
+    },
+    attempts: (id) => bridge.sends.filter((send) => send.id === id),
+    callsTo: (path, method) => bridge.calls.filter((c) => c.path === path && (!method || c.method === method)),
+    async fetch(input, init = {}) {
+      const url = new URL(String(input));
+      if (url.pathname.startsWith("/auth/v1/")) return auth.fetch(input, init);
+      const headers = new Headers(init.headers);
+      const method = init.method || "GET";
+      const cookies = init.credentials !== "omit"; // same-origin or include: the jar goes along
+      const call = { path: url.pathname, method, headers, credentials: init.credentials, body: init.body ? JSON.parse(init.body) : undefined };
+      if (!url.pathname.startsWith("/api/")) bridge.calls.push(call);
+      await tick();
+      if (url.pathname === "/auth/callback" && method === "POST") {
+        const { event, session, scope = "local" } = call.body ?? {};
+        if (event === "SIGNED_OUT") {
+          if (cookies && jar.access) await auth.fetch(`${AUTH_URL}/logout?scope=${scope}`, { method: "POST", headers: { Authorization: `Bearer ${jar.access}` } });
+          Object.assign(jar, { access: null, refresh: null });
+          return json(200, { event, user: null, expires_in: null, expires_at: null });
+        }
+        if (event !== "SIGNED_IN" && event !== "TOKEN_REFRESHED") return json(400, { error: "invalid_request", error_code: "bad_event" });
+        if (!session?.access_token || !session.refresh_token) return json(400, { error: "invalid_request", error_code: "missing_tokens" });
+        const user = auth.userOf(session.access_token);
+        if (!user) return unauthorized("invalid_session");
+        Object.assign(jar, { access: session.access_token, refresh: session.refresh_token });
+        return json(200, { event, ...answer(user, session.access_token) });
+      }
+      if (url.pathname === "/auth/refresh" && method === "POST") {
+        if (headers.get("X-SessionKeeper-CSRF") !== "1") return json(403, { error: "Forbidden" });
+        bridge.refreshes += 1;
+        if (failure && failure.times > 0) {
+          failure.times -= 1;
+          if (failure.kind === "network") throw new TypeError("fetch failed");
+          return json(503, { error: "issuer_unavailable" }, { "Retry-After": "1" });
+        }
+        const [status, body] = cookies ? refreshJar() : [401, { error: "Unauthorized", error_code: "no_session" }];
+        return json(status, body);
+      }
+      if (url.pathname === "/auth/session" && method === "GET") {
+        const user = cookies && auth.userOf(jar.access);
+        if (user) return json(200, answer(user, jar.access));
+        const [status, body] = cookies ? refreshJar() : [401, { error: "Unauthorized", error_code: "no_session" }];
+        return json(status, body);
+      }
+      if (url.pathname.startsWith("/api/")) {
+        const send = { id: headers.get("X-Request-Id"), path: url.pathname, method, authorization: headers.get("Authorization"), csrf: headers.get("X-SessionKeeper-CSRF"), credentials: init.credentials, access: cookies ? jar.access : null, body: init.body };
+        bridge.sends.push(send);
+        await (bridge.slow.has(send.id) ? sleep(bridge.slow.get(send.id)) : tick());
+        if (!["GET", "HEAD", "OPTIONS"].includes(method) && send.csrf !== "1") return json(403, { error: "Forbidden" });
+        if (!send.access || refused.has(send.access) || bridge.refuseAll) return unauthorized();
+        const extra = {};
+        const exp = auth.expOf(jar.access);
+        if (exp !== null && exp - nowS() < bridge.nearExpiry) {
+          const [status] = refreshJar();
+          if (status !== 200) return unauthorized();
+          if (bridge.expiresHeader) extra["X-Session-Expires-At"] = String(auth.expOf(jar.access));
+        }
+        const user = auth.userOf(jar.access);
+        if (!user) return unauthorized();
+        return json(200, { path: url.pathname, user: user.id, method }, extra);
+      }
+      return json(404, { error: "not_found" });
+    },
+  };
+  return bridge;
 }
 
 // -- supabase-js stand-in -----------------------------------------------------------------------
@@ -468,6 +594,7 @@ export function createWorld(t, { lifetime = 3600, grantDelay = 0 } = {}) {
   const locks = createLockManager({ grantDelay });
   const storageKey = `sk-test-${process.pid}-${++worlds}`;
   const closers = [];
+  let bridge = null;
   const w = {
     clock,
     auth,
@@ -489,6 +616,18 @@ export function createWorld(t, { lifetime = 3600, grantDelay = 0 } = {}) {
     /** Moves the clock on until the token received last has `left` seconds to live (default: none). */
     expire(left = -1) {
       clock.advance((auth.lifetime - left) * 1000);
+    },
+    /** The server side of cookie mode (made on first use): `w.bridge`. */
+    get bridge() {
+      bridge ??= createBridge({ auth, clock });
+      return bridge;
+    },
+    cookieSession({ now = clock.now, ...options } = {}) {
+      return cookieSession({ url: BRIDGE_URL, authUrl: AUTH_URL, storageKey, storage, fetch: w.bridge.fetch, now, ...options });
+    },
+    /** A tab in cookie mode: the api client on a cookieSession, its calls to the bridge's API. */
+    cookieTab({ now = clock.now, ...options } = {}) {
+      return w.tab({ tokens: w.cookieSession({ now }), fetch: w.bridge.fetch, now, ...options });
     },
     authClient({ now = clock.now } = {}) {
       return createAuthClient({ url: AUTH_URL, storageKey, storage, fetch: auth.fetch, now });
