@@ -41,7 +41,11 @@ def test_migrate_waits_for_another_instance_migrating_longer_than_the_lock_timeo
     try:
         threading.Timer(1.0, release.set).start()
         started = time.monotonic()
-        assert store.migrate() == ["0001_initial.sql", "0002_refresh_token_lookups.sql"]
+        assert store.migrate() == [
+            "0001_initial.sql",
+            "0002_refresh_token_lookups.sql",
+            "0003_flow_states.sql",
+        ]
         assert time.monotonic() - started >= 0.9  # it waited for the other instance
         assert store.migrate() == []
     finally:

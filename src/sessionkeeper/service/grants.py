@@ -55,11 +55,13 @@ def start_session(
     now: float,
     ip: str | None,
     user_agent: str | None,
+    method: str = "password",
 ) -> NewSession:
     """A new session with its first refresh token. Every sign-in makes a new one (no fixation).
 
-    Signing happens after the commit (``NewSession.issue``): key loading may need the store, and
-    nothing slow should run while the write lock is held.
+    ``method`` is how the user proved who they are (the ``amr`` claim). Signing happens after
+    the commit (``NewSession.issue``): key loading may need the store, and nothing slow should
+    run while the write lock is held.
     """
     session = SessionRecord(
         id=new_id(),
@@ -67,7 +69,7 @@ def start_session(
         created_at=now,
         updated_at=now,
         aal="aal1",
-        amr=[{"method": "password", "timestamp": int(now)}],
+        amr=[{"method": method, "timestamp": int(now)}],
         refreshed_at=now,
         ip=ip,
         user_agent=(user_agent or "")[:512] or None,
@@ -85,14 +87,31 @@ def start_session(
     return NewSession(user, identities, session, token, now)
 
 
-def password_grant(
-    ctx: AuthContext,
-    *,
-    email: object,
-    password: object,
-    ip: str | None = None,
-    user_agent: str | None = None,
-) -> IssuedSession:
+@dataclass(frozen=True)
+class CheckedPassword:
+    """A password that matched (argon2, outside any transaction), with the upgraded hash to
+    store when the old one used weaker parameters."""
+
+    user: UserRecord
+    rehashed: str | None = field(default=None, repr=False)
+
+    def lock(self, tx: Transaction) -> UserRecord:
+        """The user again, under its row lock, with the upgraded hash written. Refused with
+        ``invalid_credentials`` when the user was deleted or the password changed meanwhile."""
+        fresh = tx.lock_user(self.user.id)
+        if fresh is None or fresh.password_hash != self.user.password_hash:
+            # Deleted, or the password changed while we were hashing: the check no longer holds.
+            raise AuthError("invalid_credentials")
+        if self.rehashed is not None:
+            fresh.password_hash = self.rehashed
+            tx.update_user(fresh)
+        return fresh
+
+
+def check_password(ctx: AuthContext, *, email: object, password: object) -> CheckedPassword:
+    """The password grant's credential check, shared with hosted sign-in (``service.pkce``):
+    the same answer (``invalid_credentials``) for an unknown user and a wrong password, and the
+    same argon2 work for both."""
     address = validation.normalize_email(email)
     secret = validation.require_password(password)
     with ctx.store.transaction(write=False) as tx:
@@ -105,7 +124,7 @@ def password_grant(
     )
     if user is None or not ok:
         log.info(
-            "password grant refused",
+            "password check refused",
             extra={"event": "invalid_credentials", "email_fp": fingerprint(address)},
         )
         raise AuthError("invalid_credentials")
@@ -113,15 +132,22 @@ def password_grant(
     rehashed = None
     if ctx.passwords.needs_rehash(user.password_hash):
         rehashed = ctx.passwords.hash(secret)
+    return CheckedPassword(user, rehashed)
+
+
+def password_grant(
+    ctx: AuthContext,
+    *,
+    email: object,
+    password: object,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> IssuedSession:
+    checked = check_password(ctx, email=email, password=password)
     now = ctx.clock.now()
     with ctx.store.transaction() as tx:
-        fresh = tx.lock_user(user.id)
-        if fresh is None or fresh.password_hash != user.password_hash:
-            # Deleted, or the password changed while we were hashing: the check no longer holds.
-            raise AuthError("invalid_credentials")
-        if rehashed is not None:
-            fresh.password_hash = rehashed
-        started = start_session(tx, fresh, now=now, ip=ip, user_agent=user_agent)
+        user = checked.lock(tx)
+        started = start_session(tx, user, now=now, ip=ip, user_agent=user_agent)
     return started.issue(ctx)
 
 

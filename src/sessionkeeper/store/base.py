@@ -13,6 +13,7 @@ from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from sessionkeeper.store.records import (
+    FlowStateRecord,
     IdentityRecord,
     RefreshTokenRecord,
     SessionRecord,
@@ -68,6 +69,17 @@ class Transaction(Protocol):
     def revoke_token(self, token_id: str, at: float) -> None: ...
     def revoke_session_tokens(self, session_id: str, at: float) -> int: ...
 
+    # PKCE flow states
+    def insert_flow_state(self, flow: FlowStateRecord) -> None: ...
+    def lock_flow_state(self, auth_code_hash: str) -> FlowStateRecord | None:
+        """The flow state of an auth code, held until the transaction ends: two redemptions of
+        one code run one after the other, and the second finds it gone (``delete_flow_state``)."""
+        ...
+
+    def delete_flow_state(self, flow_id: str) -> bool:
+        """Delete a flow state; ``False`` when it was already gone."""
+        ...
+
     # Retention
     def delete_ended_sessions(
         self,
@@ -78,6 +90,7 @@ class Transaction(Protocol):
         limit: int,
     ) -> int: ...
     def delete_spent_tokens(self, *, revoked_before: float, limit: int) -> int: ...
+    def delete_old_flow_states(self, *, created_before: float, limit: int) -> int: ...
 
     # Signing keys
     def list_keys(self) -> list[StoredKey]: ...

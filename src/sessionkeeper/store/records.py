@@ -66,6 +66,23 @@ class RefreshTokenRecord:
 
 
 @dataclass
+class FlowStateRecord:
+    """A PKCE flow state: a user who signed in on the hosted page, waiting for their client to
+    redeem the auth code with the verifier of ``code_challenge``. ``auth_code_hash`` is SHA-256;
+    the code itself is never stored. Single-use; expires ``created_at`` + 300 s."""
+
+    id: str
+    auth_code_hash: str
+    user_id: str
+    code_challenge: str
+    code_challenge_method: str  # "s256" | "plain"
+    provider: str
+    authentication_method: str  # the session's amr method once redeemed ("password")
+    created_at: float
+    redirect_to: str | None = None
+
+
+@dataclass
 class StoredKey:
     kid: str
     alg: str

@@ -13,6 +13,7 @@ from dataclasses import fields
 from typing import Any, Protocol, TypeVar
 
 from sessionkeeper.store.records import (
+    FlowStateRecord,
     IdentityRecord,
     RefreshTokenRecord,
     SessionRecord,
@@ -211,6 +212,23 @@ class SQLTransaction:
             (at, session_id),
         ).rowcount
 
+    # PKCE flow states -------------------------------------------------------------------------
+    def insert_flow_state(self, flow: FlowStateRecord) -> None:
+        self._insert("flow_states", flow)
+
+    def lock_flow_state(self, auth_code_hash: str) -> FlowStateRecord | None:
+        """Read a flow state and hold it until the transaction ends (SQLite's ``BEGIN
+        IMMEDIATE`` serialises all writers; PostgreSQL takes the row lock, and a second
+        redemption waiting on it finds no row once the first has deleted it)."""
+        return self._one(
+            FlowStateRecord,
+            f"SELECT * FROM flow_states WHERE auth_code_hash = ?{self._row_lock}",  # noqa: S608 - a fixed clause
+            (auth_code_hash,),
+        )
+
+    def delete_flow_state(self, flow_id: str) -> bool:
+        return self._run("DELETE FROM flow_states WHERE id = ?", (flow_id,)).rowcount == 1
+
     # Retention -------------------------------------------------------------------------------
     def delete_ended_sessions(
         self,
@@ -248,6 +266,15 @@ class SQLTransaction:
             "  WHERE c.parent_id = t.id AND c.revoked_at IS NULL)"
             " LIMIT ?)",
             (revoked_before, limit),
+        ).rowcount
+
+    def delete_old_flow_states(self, *, created_before: float, limit: int) -> int:
+        """Delete up to ``limit`` flow states created before ``created_before`` (redeemed ones
+        are deleted on redemption; these are the abandoned and the expired)."""
+        return self._run(
+            "DELETE FROM flow_states WHERE id IN ("
+            " SELECT id FROM flow_states WHERE created_at < ? LIMIT ?)",
+            (created_before, limit),
         ).rowcount
 
     # Signing keys ----------------------------------------------------------------------------

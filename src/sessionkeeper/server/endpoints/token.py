@@ -1,8 +1,9 @@
-"""POST /token?grant_type=password|refresh_token."""
+"""POST /token?grant_type=password|refresh_token|pkce."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,8 +15,10 @@ from sessionkeeper.server.http import client_ip, json_response, read_json
 from sessionkeeper.server.limiting import hit, refund, refuse_if_limited
 from sessionkeeper.server.serialize import session_json
 from sessionkeeper.server.state import ServerState, server_state
-from sessionkeeper.service.context import IssuedSession
 from sessionkeeper.service.grants import password_grant, refresh_grant
+from sessionkeeper.service.pkce import pkce_grant
+
+R = TypeVar("R")
 
 
 def _email_key(email: object) -> str | None:
@@ -29,36 +32,39 @@ def _email_key(email: object) -> str | None:
         return None
 
 
-async def _password_grant(
-    state: ServerState, request: Request, body: dict[str, Any]
-) -> IssuedSession:
-    """Rate limits first (per IP: every attempt; per email: failures only), then argon2 in a
-    password slot. The per-email hit is taken *before* hashing, so concurrent guesses cannot all
-    slip past the limit, and given back when the attempt was not a failed password check."""
+async def password_attempt(
+    state: ServerState,
+    request: Request,
+    operation: Callable[..., R],
+    *,
+    email: object,
+    password: object,
+    **kwargs: Any,
+) -> R:
+    """Run ``operation`` (the password grant, or hosted sign-in's ``password_flow``) under the
+    password rate limits (per IP: every attempt; per email: failures only), with its argon2 work
+    in a password slot. The per-email hit is taken *before* hashing, so concurrent guesses
+    cannot all slip past the limit, and given back when the attempt was not a failed password
+    check."""
     ip = client_ip(request)
     by_ip = await hit(state.password_limit_ip, ip)
     refuse_if_limited(state, request, [by_ip], what="password grant")
-    email = _email_key(body.get("email"))
-    if email:
-        by_email = await hit(state.password_limit_email, email)
-        refuse_if_limited(state, request, [by_email], what="password grant", email=email)
+    address = _email_key(email)
+    if address:
+        by_email = await hit(state.password_limit_email, address)
+        refuse_if_limited(state, request, [by_email], what="password grant", email=address)
     counted = False
     try:
-        issued = await state.password_slots.run(
-            password_grant,
-            state.ctx,
-            email=body.get("email"),
-            password=body.get("password"),
-            ip=ip,
-            user_agent=request.headers.get("user-agent"),
+        result = await state.password_slots.run(
+            operation, state.ctx, email=email, password=password, **kwargs
         )
     except AuthError as exc:
         counted = exc.code == "invalid_credentials"
         raise
     finally:
-        if email and not counted:
-            await refund(state.password_limit_email, email)
-    return issued
+        if address and not counted:
+            await refund(state.password_limit_email, address)
+    return result
 
 
 async def post_token(request: Request) -> Response:
@@ -66,10 +72,27 @@ async def post_token(request: Request) -> Response:
     grant_type = request.query_params.get("grant_type")
     body = await read_json(request)
     if grant_type == "password":
-        issued = await _password_grant(state, request, body)
+        issued = await password_attempt(
+            state,
+            request,
+            password_grant,
+            email=body.get("email"),
+            password=body.get("password"),
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+        )
     elif grant_type == "refresh_token":
         issued = await run_in_threadpool(
             refresh_grant, state.ctx, refresh_token=body.get("refresh_token")
+        )
+    elif grant_type == "pkce":
+        issued = await run_in_threadpool(
+            pkce_grant,
+            state.ctx,
+            auth_code=body.get("auth_code"),
+            code_verifier=body.get("code_verifier"),
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
         )
     elif grant_type is None or grant_type == "":
         raise AuthError("validation_failed", "grant_type is required")
