@@ -20,7 +20,9 @@ from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.core.passwords import Passwords
 from sessionkeeper.core.ratelimit import Limiter, RateLimiter
 from sessionkeeper.errors import AuthError, StoreConflictError, StoreUnavailableError
+from sessionkeeper.origins import AllowedOrigins
 from sessionkeeper.server.access_log import AccessLogMiddleware
+from sessionkeeper.server.endpoints.authorize import get_authorize, get_style, post_authorize
 from sessionkeeper.server.endpoints.meta import get_health, get_jwks, get_settings
 from sessionkeeper.server.endpoints.signup import post_signup
 from sessionkeeper.server.endpoints.token import post_token
@@ -93,6 +95,7 @@ def create_auth_app(
     password_per_ip: int = 30,
     password_per_email: int = 10,
     signup_per_ip: int = 30,
+    allowed_origins: AllowedOrigins | None = None,
 ) -> Starlette:
     """The auth API with routes at its root, ready to mount at ``/auth/v1``."""
     routes = [
@@ -104,6 +107,9 @@ def create_auth_app(
         Route("/settings", get_settings, methods=["GET"]),
         Route("/health", get_health, methods=["GET"]),
         Route("/.well-known/jwks.json", get_jwks, methods=["GET"]),
+        Route("/authorize", get_authorize, methods=["GET"]),
+        Route("/authorize", post_authorize, methods=["POST"]),
+        Route("/authorize/style.css", get_style, methods=["GET"]),
     ]
     middleware = [Middleware(BodyLimitMiddleware), Middleware(UnexpectedFailureMiddleware)]
     if cors_origins:
@@ -135,6 +141,7 @@ def create_auth_app(
         signup_limit_ip=_limiter(ctx, "signup_ip", signup_per_ip, rate_window),
         password_slots=PasswordSlots(),
         log=log,
+        allowed_origins=allowed_origins or AllowedOrigins(()),
     )
     return app
 
@@ -190,6 +197,7 @@ def create_app(config: Config, ctx: AuthContext, *, routes: Sequence[BaseRoute] 
         password_per_ip=config.rate_limits.rate_limit_password_per_ip,
         password_per_email=config.rate_limits.rate_limit_password_per_email,
         signup_per_ip=config.rate_limits.rate_limit_signup_per_ip,
+        allowed_origins=config.bridge.allowed(),
     )
 
     @asynccontextmanager

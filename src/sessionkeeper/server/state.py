@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from sessionkeeper.core.ratelimit import Limiter
+from sessionkeeper.origins import AllowedOrigins
 from sessionkeeper.server.password_slots import PasswordSlots
 from sessionkeeper.service.context import AuthContext
 
@@ -20,6 +21,8 @@ class ServerState:
     signup_limit_ip: Limiter
     password_slots: PasswordSlots
     log: logging.Logger
+    #: Origins besides the server's own that hosted sign-in may redirect to and accept posts from.
+    allowed_origins: AllowedOrigins = field(default_factory=lambda: AllowedOrigins(()))
 
 
 def server_state(request: Request) -> ServerState:
