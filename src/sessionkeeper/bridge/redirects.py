@@ -21,13 +21,17 @@ _MAX_LENGTH = 2048
 # Control characters (browsers drop tab/newline inside URLs), backslashes (read as "/") and
 # whitespace have no business in a redirect target.
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+# Once decoded, a space is only a space; control characters and backslashes still redirect.
+_UNSAFE_DECODED = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def _safe_path(target: str) -> bool:
     """A path on this origin: one leading slash, never read as ``//host`` by any decoder."""
+    if _UNSAFE.search(target):
+        return False
     value = target
     for _ in range(3):  # each layer of percent-encoding a proxy or browser might undo
-        if _UNSAFE.search(value) or not value.startswith("/") or value.startswith("//"):
+        if _UNSAFE_DECODED.search(value) or not value.startswith("/") or value.startswith("//"):
             return False
         decoded = unquote(value)
         if decoded == value:
