@@ -606,11 +606,12 @@ export function createSessionListener(supabase, {
         return;
       }
       if (pending !== item) return; // superseded: the newer event goes next, this one is stale
-      if (attempt === attempts) break;
-      logger?.debug?.("[sessionkeeper] session callback failed; retrying", { ...fields, attempt });
-      await Promise.race([pause(delays[Math.min(attempt - 1, delays.length - 1)] ?? 0), new Promise((r) => (wake = r))]);
-      wake = null;
-      if (pending !== item) return;
+      if (attempt < attempts) {
+        logger?.debug?.("[sessionkeeper] session callback failed; retrying", { ...fields, attempt });
+        await Promise.race([pause(delays[Math.min(attempt - 1, delays.length - 1)] ?? 0), new Promise((r) => (wake = r))]);
+        wake = null;
+        if (pending !== item) return;
+      }
     }
     logger?.warn?.("[sessionkeeper] session callback failed; giving up", { ...fields, attempts });
   }

@@ -186,6 +186,11 @@ test("cookie marker: never a token, whatever it is built from", async (t) => {
   const record = normalizeMarker({ marker: "m1", rev: "r1", access_token: "at-x", refresh_token: "rt-x", user: { id: "u", email: "e", token: "at-x" } }, 0);
   assert.doesNotMatch(JSON.stringify(record), /at-x|rt-x/);
   assert.equal(normalizeMarker({ access_token: "at-x" }, 0), null, "a bearer session is no marker");
+  const provider = w.cookieSession();
+  await provider.save({ ...tab.session, access_token: "at-x", refresh_token: "rt-x" });
+  assert.doesNotMatch(w.storage.getItem(w.storageKey), /at-x|rt-x/);
+  await provider.save({ access_token: "at-y", refresh_token: "rt-y", expires_in: 60 });
+  assert.doesNotMatch(w.storage.getItem(w.storageKey), /at-y|rt-y/, "a bearer session is not stored at all");
 });
 
 // -- the api client in cookie mode ----------------------------------------------------------------
@@ -293,10 +298,26 @@ test("cookie transport: the guard's X-Session-Expires-At moves the marker on; no
   assert.equal(a.session.expires_at_local, w.clock.now() / 1000 + 3600);
   assert.deepEqual(a.events.filter((e) => e.event === TOKEN_REFRESHED), [{ event: TOKEN_REFRESHED, why: "server" }]);
   assert.equal(w.stored().rev, a.session.rev);
-  await until(() => b.session.rev === a.session.rev, { what: "the other tab to adopt the new marker" });
+  await until(() => b.session.expires_at_local === a.session.expires_at_local, { what: "the other tab to adopt the new marker" });
+  assert.equal(b.session.rev, a.session.rev);
   w.clock.advance(1000);
   await a.fetch("/items");
   assert.equal(w.bridge.refreshes, 0);
+});
+
+test("cookie transport: an X-Session-Expires-At that moves nothing (sent on every answer, stale, garbage) changes nothing", async (t) => {
+  const { w, tab } = await cookieWorld(t);
+  w.bridge.expiresHeader = "always";
+  const before = tab.session;
+  for (let i = 0; i < 3; i += 1) await tab.fetch("/items");
+  assert.equal(tab.session, before);
+  assert.equal(count(tab, TOKEN_REFRESHED), 0);
+  const provider = w.cookieSession();
+  const answer = (value) => new Response("{}", { headers: { "X-Session-Expires-At": value } });
+  assert.equal(provider.observe(before, answer(String(before.expires_at_local - 100))), null);
+  assert.equal(provider.observe(before, answer("soon")), null);
+  assert.equal(provider.observe(before, new Response("{}")), null);
+  assert.equal(provider.observe(before, answer(String(before.expires_at_local + 600))).expires_at_local, before.expires_at_local + 600);
 });
 
 test("cookie transport: without X-Session-Expires-At the client refreshes the marker itself when due", async (t) => {
@@ -370,6 +391,16 @@ test("cookie tabs: a refusal in one tab puts the others in needs-reauth (keyed b
   await until(() => count(b, NEEDS_REAUTH) === 1 && count(c, NEEDS_REAUTH) === 1, { what: "NEEDS_REAUTH in the other tabs" });
   assert.equal(w.bridge.refreshes, 1);
   assert.match(b.events.find((e) => e.event === NEEDS_REAUTH).reason, /another tab/);
+});
+
+test("cookie tabs: a refusal reaches a tab on an older revision of the same sign-in (keyed by the marker)", async (t) => {
+  const { w, tabs: [a, b] } = await cookieWorld(t, { tabs: 2 });
+  b.session = { ...b.session, rev: "older" }; // b has not heard of a's last refresh yet
+  await w.bridge.endSession();
+  w.expire();
+  await assert.rejects(a.fetch("/items"), AuthExpiredError);
+  await until(() => count(b, NEEDS_REAUTH) === 1, { what: "NEEDS_REAUTH in the other tab" });
+  assert.equal(w.bridge.refreshes, 1);
 });
 
 test("cookie tabs: a refusal message about another marker changes nothing", async (t) => {

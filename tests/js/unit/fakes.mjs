@@ -386,7 +386,7 @@ export function createBridge({ auth, clock }) {
     refreshes: 0, // POST /auth/refresh answered
     serverRefreshes: 0, // refreshes the server made (any route)
     nearExpiry: 30,
-    expiresHeader: true,
+    expiresHeader: true, // false: never; "always": on every answer, refreshed or not
     refuseAll: false,
     slow: new Map(),
     failRefresh(kind, times = Infinity) {
@@ -464,6 +464,7 @@ export function createBridge({ auth, clock }) {
           if (status !== 200) return unauthorized();
           if (bridge.expiresHeader) extra["X-Session-Expires-At"] = String(auth.expOf(jar.access));
         }
+        if (bridge.expiresHeader === "always") extra["X-Session-Expires-At"] = String(auth.expOf(jar.access));
         const user = auth.userOf(jar.access);
         if (!user) return unauthorized();
         return json(200, { path: url.pathname, user: user.id, method }, extra);

@@ -139,6 +139,19 @@ test("listener: a SIGNED_OUT supersedes a TOKEN_REFRESHED still retrying; the st
   assert.deepEqual(posts.map((p) => p.body.event), ["TOKEN_REFRESHED", "SIGNED_OUT"]);
 });
 
+test("listener: a post that fails after a newer event arrived is not retried: no back-off, the newer one goes", async (t) => {
+  let fail;
+  const gate = () => new Promise((resolve) => (fail = () => resolve(503)));
+  const { sb, posts, slept, listener, session } = setup(t, { script: [gate] });
+  sb.notify("TOKEN_REFRESHED", session());
+  await until(() => fail, { what: "the first post" });
+  sb.notify("SIGNED_OUT", null);
+  fail();
+  await listener.idle();
+  assert.deepEqual(posts.map((p) => p.body.event), ["TOKEN_REFRESHED", "SIGNED_OUT"]);
+  assert.deepEqual(slept, []);
+});
+
 test("listener: posts go one at a time, in order; events queued behind a post collapse to the newest", async (t) => {
   let release;
   const gate = () => new Promise((resolve) => (release = () => resolve(200)));

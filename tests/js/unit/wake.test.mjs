@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { supabaseTokens, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
+import { SIGNED_OUT, supabaseTokens, TOKEN_REFRESHED } from "../../../src/sessionkeeper/web/sessionkeeper.js";
 import { ANN, count, createWorld, noTokenInLogs, settle, signedIn, until } from "./fakes.mjs";
 
 const page = new EventTarget();
@@ -72,6 +72,22 @@ test("supabase-js tokens: another tab's storage write or message does not make t
   sb.session = body;
   sb.notify("TOKEN_REFRESHED", sb.session);
   assert.equal(tab.session.access_token, body.access_token);
+});
+
+test("cookie mode: a storage event on the marker key mirrors another tab's sign-out and sign-in (no BroadcastChannel)", async (t) => {
+  const w = createWorld(t);
+  const a = await w.cookieTab({ BroadcastChannel: null });
+  await a.signIn(ANN);
+  const b = await w.cookieTab({ BroadcastChannel: null });
+  assert.equal(b.state, "active");
+  await a.signOut();
+  fire(page, "storage", { key: w.storageKey });
+  await until(() => count(b, SIGNED_OUT) === 1, { timeout: 1000, what: "SIGNED_OUT in the other tab" });
+  await a.signIn(ANN);
+  fire(page, "storage", { key: w.storageKey });
+  await until(() => b.state === "active", { timeout: 1000, what: "the other tab to adopt the new sign-in" });
+  assert.equal(b.session.marker, a.session.marker);
+  assert.equal(w.bridge.callsTo("/auth/session").length, 1, "only a's question at start-up, before anyone signed in");
 });
 
 test("after close(), page events no longer refresh", async (t) => {
