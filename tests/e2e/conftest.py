@@ -121,6 +121,8 @@ class NetworkLog:
                 "url": request.url,
                 "status": None,
                 "authorization": request.headers.get("authorization"),
+                "csrf": request.headers.get("x-sessionkeeper-csrf"),
+                "response_headers": {},
             }
         )
 
@@ -131,6 +133,7 @@ class NetworkLog:
         entry = self._entry(response.request)
         if entry is not None:
             entry["status"] = response.status
+            entry["response_headers"] = response.headers
 
     def _failed(self, request: Any) -> None:
         entry = self._entry(request)
@@ -166,7 +169,11 @@ class NetworkLog:
             page.wait_for_timeout(20)
 
     def refreshes(self, mark: int = 0) -> list[dict[str, Any]]:
-        return [e for e in self.since(mark) if "grant_type=refresh_token" in e["url"]]
+        return [
+            e
+            for e in self.since(mark)
+            if "grant_type=refresh_token" in e["url"] or e["url"].endswith("/auth/refresh")
+        ]
 
     def summary(self, mark: int = 0) -> list[str]:
         return [

@@ -1,6 +1,10 @@
 """The seed incident, end to end: a signed-in user clicks view and export on Jobs, Contacts and
 Reports in a real Chromium against a real ``sessionkeeper demo`` process, and never sees
 "session expired" while the session is alive.
+
+Every scenario runs twice: with the session in the browser and a bearer header (``--mode
+bearer``), and with the session in HttpOnly cookies set by the session bridge (``--mode cookie``),
+where the guard renews an expired access cookie itself.
 """
 
 from __future__ import annotations
@@ -19,6 +23,24 @@ from tests.e2e.conftest import Browsing, Demo, banner_visible, screenshot, sign_
 pytestmark = pytest.mark.integration
 
 PAGES = ("jobs", "contacts", "reports")
+STORAGE_KEYS = {"bearer": "sessionkeeper.session", "cookie": "sessionkeeper.cookie-session"}
+
+
+@pytest.fixture(params=["bearer", "cookie"])
+def mode(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def start(start_demo: Any, mode: str) -> Any:
+    """``start_demo`` in this test's mode."""
+    return lambda *args: start_demo("--mode", mode, *args)
+
+
+def _is_refresh(url: str) -> bool:
+    """A refresh in either mode: the issuer's grant (bearer) or the bridge's (cookie)."""
+    return "grant_type=refresh_token" in url or url.endswith("/auth/refresh")
 
 
 def _whoami(page: Any) -> dict[str, Any]:
@@ -64,9 +86,9 @@ def _no_expired_ui(page: Any) -> None:
 
 
 def test_every_view_and_export_action_works_and_exports_hold_the_users_rows(
-    start_demo: Any, browsing: Browsing
+    start: Any, browsing: Browsing, mode: str
 ) -> None:
-    demo: Demo = start_demo()
+    demo: Demo = start()
     page = browsing.new_page()
     initiators = _record_initiators(browsing, page)
     page.goto(demo.url)
@@ -117,15 +139,22 @@ def test_every_view_and_export_action_works_and_exports_hold_the_users_rows(
     api_calls = browsing.network.api()
     assert api_calls and all(e["status"] == 200 for e in api_calls), browsing.network.summary()
     # Acceptance 7, from the browser's side: every /api request carried the bearer token the
-    # client adds, and the code that sent it was sessionkeeper.js (the top of its JS stack).
-    assert all((e["authorization"] or "").startswith("Bearer ") for e in api_calls)
+    # client adds (or, in cookie mode, no header but the CSRF marker: the cookie rides along),
+    # and the code that sent it was sessionkeeper.js (the top of its JS stack).
+    if mode == "bearer":
+        assert all((e["authorization"] or "").startswith("Bearer ") for e in api_calls)
+    else:
+        assert all(e["authorization"] is None and e["csrf"] == "1" for e in api_calls)
+        assert page.evaluate("() => document.cookie") == ""  # HttpOnly: no script sees them
+        stored = page.evaluate(f"() => localStorage.getItem('{STORAGE_KEYS[mode]}')")
+        assert "eyJ" not in stored and "token" not in stored.lower()
     assert len(initiators) >= len(api_calls)
     assert {url.rsplit("/", 1)[-1] for url in initiators.values()} == {"sessionkeeper.js"}
     assert browsing.errors == []
 
 
-def test_a_second_user_sees_only_their_own_rows(start_demo: Any, browsing: Browsing) -> None:
-    demo: Demo = start_demo()
+def test_a_second_user_sees_only_their_own_rows(start: Any, browsing: Browsing) -> None:
+    demo: Demo = start()
     other = SyncGoTrueClient(url=f"{demo.origin}/auth/v1")
     other.sign_up({"email": "second@example.com", "password": "second-password-1"})
     page = browsing.new_page()
@@ -138,12 +167,10 @@ def test_a_second_user_sees_only_their_own_rows(start_demo: Any, browsing: Brows
     assert me["email"] == "second@example.com"
 
 
-def test_idle_past_expiry_then_click_refreshes_silently(
-    start_demo: Any, browsing: Browsing
-) -> None:
+def test_idle_past_expiry_then_click_refreshes_silently(start: Any, browsing: Browsing) -> None:
     """Access token 5 s, 20 s idle (the page's clock jumps, as after a laptop sleep): the click
     works, after one refresh before the call or one 401 → refresh → retry."""
-    demo: Demo = start_demo("--jwt-exp", "5")
+    demo: Demo = start("--jwt-exp", "5")
     browsing.context.clock.install()
     page = browsing.new_page()
     sign_in(page, demo)
@@ -153,8 +180,8 @@ def test_idle_past_expiry_then_click_refreshes_silently(
         page.click('.page[data-page="jobs"] [data-action="export"]')
     assert info.value.suggested_filename == "jobs.csv"
     browsing.network.settle(page)
-    log = [e for e in browsing.network.since(mark) if "/api/" in e["url"] or "/token" in e["url"]]
-    shapes = [("refresh" if "refresh_token" in e["url"] else "api", e["status"]) for e in log]
+    log = [e for e in browsing.network.since(mark) if "/api/" in e["url"] or _is_refresh(e["url"])]
+    shapes = [("refresh" if _is_refresh(e["url"]) else "api", e["status"]) for e in log]
     assert shapes in (
         [("refresh", 200), ("api", 200)],
         [("api", 401), ("refresh", 200), ("api", 200)],
@@ -164,11 +191,11 @@ def test_idle_past_expiry_then_click_refreshes_silently(
 
 
 def test_idle_twenty_real_seconds_with_five_second_tokens_then_click(
-    start_demo: Any, browsing: Browsing
+    start: Any, browsing: Browsing
 ) -> None:
     """The same on the wall clock, no fake time: the visible tab refreshes on its own while idle
     (at half the token's life), and the click after 20 s needs no 401 and shows nothing."""
-    demo: Demo = start_demo("--jwt-exp", "5")
+    demo: Demo = start("--jwt-exp", "5")
     page = browsing.new_page()
     sign_in(page, demo)
     mark = browsing.network.mark()
@@ -187,11 +214,12 @@ def test_idle_twenty_real_seconds_with_five_second_tokens_then_click(
 
 
 def test_a_token_expired_at_the_server_gets_one_401_one_refresh_one_retry(
-    start_demo: Any, browsing: Browsing
+    start: Any, browsing: Browsing, mode: str
 ) -> None:
     """The page's clock stands still (a slow clock) while the server's runs past expiry: the
-    client sends a token it believes valid, gets 401, refreshes once, retries once."""
-    demo: Demo = start_demo("--jwt-exp", "3")
+    client sends a token it believes valid, gets 401, refreshes once, retries once. In cookie
+    mode the guard renews the expired cookie itself: one call, answered 200 with new cookies."""
+    demo: Demo = start("--jwt-exp", "3")
     start = time.time()  # Playwright's Python clock API takes seconds
     browsing.context.clock.install(time=start)
     page = browsing.new_page()
@@ -203,18 +231,23 @@ def test_a_token_expired_at_the_server_gets_one_401_one_refresh_one_retry(
     page.wait_for_selector('.page[data-page="jobs"] .detail:not([hidden])')
     browsing.network.settle(page)
     shapes = [
-        ("refresh" if "refresh_token" in e["url"] else "api", e["status"])
+        ("refresh" if _is_refresh(e["url"]) else "api", e["status"])
         for e in browsing.network.since(mark)
-        if "/api/" in e["url"] or "/token" in e["url"]
+        if "/api/" in e["url"] or _is_refresh(e["url"])
     ]
-    assert shapes == [("api", 401), ("refresh", 200), ("api", 200)]
+    if mode == "bearer":
+        assert shapes == [("api", 401), ("refresh", 200), ("api", 200)]
+    else:
+        assert shapes == [("api", 200)]
+        renewed = browsing.network.api(mark)[0]["response_headers"]
+        assert "x-session-expires-at" in renewed  # the guard renewed the cookies on this answer
     _no_expired_ui(page)
 
 
 def test_two_tabs_with_an_expired_token_click_at_once_and_make_one_refresh(
-    start_demo: Any, browsing: Browsing
+    start: Any, browsing: Browsing
 ) -> None:
-    demo: Demo = start_demo()
+    demo: Demo = start()
     browsing.context.clock.install()
     tab_a = browsing.new_page()
     sign_in(tab_a, demo)
@@ -241,9 +274,9 @@ def test_two_tabs_with_an_expired_token_click_at_once_and_make_one_refresh(
 
 
 def test_revoked_elsewhere_shows_the_banner_keeps_the_page_and_replays_after_reconnect(
-    start_demo: Any, browsing: Browsing
+    start: Any, browsing: Browsing
 ) -> None:
-    demo: Demo = start_demo()
+    demo: Demo = start()
     page = browsing.new_page()
     sign_in(page, demo)
     # Page state the banner must not clear: a filter and an open detail panel.
@@ -278,9 +311,9 @@ def test_revoked_elsewhere_shows_the_banner_keeps_the_page_and_replays_after_rec
 
 
 def test_sign_out_in_one_tab_shows_signed_out_in_the_other_within_a_second(
-    start_demo: Any, browsing: Browsing
+    start: Any, browsing: Browsing, mode: str
 ) -> None:
-    demo: Demo = start_demo()
+    demo: Demo = start()
     tab_a = browsing.new_page()
     sign_in(tab_a, demo)
     tab_b = browsing.new_page()
@@ -291,15 +324,15 @@ def test_sign_out_in_one_tab_shows_signed_out_in_the_other_within_a_second(
     tab_b.wait_for_selector("#signin:not([hidden])", timeout=1000)
     elapsed = time.monotonic() - started
     assert elapsed < 1.0
-    assert tab_b.evaluate("() => localStorage.getItem('sessionkeeper.session')") is None
+    assert tab_b.evaluate(f"() => localStorage.getItem('{STORAGE_KEYS[mode]}')") is None
     assert tab_b.locator(".grid tbody tr").count() == 0  # no data left on screen
     screenshot(tab_b, "signed-out")
 
 
 def test_the_banner_works_from_the_keyboard_and_says_what_went_wrong(
-    start_demo: Any, browsing: Browsing
+    start: Any, browsing: Browsing
 ) -> None:
-    demo: Demo = start_demo()
+    demo: Demo = start()
     page = browsing.new_page()
     sign_in(page, demo)
     _sign_out_everywhere(demo)
@@ -343,11 +376,11 @@ def test_the_banner_works_from_the_keyboard_and_says_what_went_wrong(
 
 
 def test_the_banner_hands_reconnecting_to_the_apps_own_flow_when_given_one(
-    start_demo: Any, browsing: Browsing
+    start: Any, browsing: Browsing
 ) -> None:
     """``banner.reauthenticate = fn`` (a popup, say) replaces the inline form; the queued
     export completes once the app's flow has signed the user back in."""
-    demo: Demo = start_demo()
+    demo: Demo = start()
     page = browsing.new_page()
     sign_in(page, demo)
     page.evaluate(

@@ -3,6 +3,7 @@
 // it does (tests/e2e/test_demo_sources.py).
 import {
   AuthExpiredError,
+  cookieSession,
   createApiClient,
   createAuthClient,
   NEEDS_REAUTH,
@@ -12,8 +13,12 @@ import {
   TOKEN_REFRESHED,
 } from "/sessionkeeper.js";
 
-const auth = createAuthClient({ url: "/auth/v1" });
+// The server says which transport it runs (`sessionkeeper demo --mode cookie`): in cookie mode the
+// session lives in HttpOnly cookies set by the session bridge, and this page never sees a token.
+const transport = document.querySelector('meta[name="sessionkeeper-transport"]')?.content === "cookie" ? "cookie" : "bearer";
+const auth = transport === "cookie" ? cookieSession({ url: "/auth", authUrl: "/auth/v1" }) : createAuthClient({ url: "/auth/v1" });
 const api = createApiClient({ baseUrl: "/api", tokens: auth });
+document.body.dataset.transport = transport;
 window.sessionkeeperDemo = { api }; // for the curious (and the end-to-end tests)
 
 const $ = (selector, root = document) => root.querySelector(selector);
