@@ -13,6 +13,7 @@ PACKAGES = [
     "sessionkeeper.service",
     "sessionkeeper.guard",
     "sessionkeeper.client",
+    "sessionkeeper.bridge",
 ]
 
 
