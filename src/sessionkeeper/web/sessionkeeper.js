@@ -12,6 +12,10 @@
 //     off; only a definitive refusal (after re-reading storage) enters the "needs re-auth" state,
 //     which keeps the page's state, queues requests and shows <session-expired-banner>.
 //
+// Cookie mode (`cookieSession`): the session lives in HttpOnly cookies set by the server's session
+// bridge; the page keeps only a marker and sends the CSRF header instead of a bearer token.
+// `createSessionListener` mirrors a supabase-js session into those cookies.
+//
 // No build step and no dependency: import it as an ES module from wherever the server serves it
 // (`sessionkeeper serve` and `sessionkeeper demo` serve it at /sessionkeeper.js).
 
