@@ -538,3 +538,57 @@ def test_an_unreachable_issuer_is_a_503_on_callback_refresh_and_session(
     assert "set-cookie" not in renewed.headers  # the browser keeps its session
     session = httpx.get(f"{origin}/auth/session", cookies=cookies)
     assert session.status_code == 503
+
+
+# -- sessionkeeper serve carries the bridge too ---------------------------------------------
+
+
+def test_serve_mounts_the_bridge_with_its_settings_and_refuses_a_logged_out_session(
+    tmp_path: Path,
+) -> None:
+    app = "http://127.0.0.1:3000"
+    server = spawn_server(
+        f"sqlite:///{tmp_path}/serve.db", "--allowed-origin", app, "--insecure-dev-cookies"
+    )
+    try:
+        httpx.post(
+            f"{server.auth_url}/signup", json={"email": "b@example.com", "password": "pw-123456"}
+        ).raise_for_status()
+
+        def session() -> dict[str, Any]:
+            body: dict[str, Any] = httpx.post(
+                f"{server.auth_url}/token?grant_type=password",
+                json={"email": "b@example.com", "password": "pw-123456"},
+            ).json()
+            return body
+
+        first = session()
+        stored = httpx.post(
+            f"{server.base_url}/auth/callback",
+            json={"event": "SIGNED_IN", "session": first},
+            headers={"Origin": app},
+        )
+        assert stored.status_code == 200
+        for cookie in stored.headers.get_list("set-cookie"):
+            assert cookie.endswith("; HttpOnly; SameSite=Lax")  # loopback http, dev cookies
+        assert (
+            httpx.post(
+                f"{server.base_url}/auth/callback",
+                json={"event": "SIGNED_IN", "session": first},
+                headers={"Origin": server.base_url},  # not on --allowed-origin
+            ).status_code
+            == 403
+        )
+        httpx.post(
+            f"{server.auth_url}/logout?scope=local",
+            headers={"Authorization": f"Bearer {first['access_token']}"},
+        ).raise_for_status()
+        late = httpx.post(
+            f"{server.base_url}/auth/callback",
+            json={"event": "SIGNED_IN", "session": first},
+            headers={"Origin": app},
+        )
+        assert late.status_code == 401  # the store says the session is over: no cookies
+        assert "set-cookie" not in late.headers
+    finally:
+        server.stop()

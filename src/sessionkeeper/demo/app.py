@@ -18,12 +18,11 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from sessionkeeper.bridge import Bridge, CookiePolicy, LocalIssuer, SessionBridge
 from sessionkeeper.demo.api import api_routes
 from sessionkeeper.guard import SessionGuard, StoreLiveness
 from sessionkeeper.origins import AllowedOrigins
 from sessionkeeper.server.app import create_app
-from sessionkeeper.server.guard_keys import KeyRingKeys
+from sessionkeeper.server.session_bridge import local_bridge, server_keys
 from sessionkeeper.service.context import AuthContext
 from sessionkeeper.settings import Config
 
@@ -94,28 +93,17 @@ def create_demo_app(
     ``mode="cookie"`` keeps the session in HttpOnly cookies set by the session bridge at
     ``/auth/*``; the guard reads them and renews them server-side. The demo runs on plain http
     on loopback, so it asks for development cookies (no ``Secure``) by name."""
-    secret = config.tokens.jwt_secret
-    keys = KeyRingKeys(
-        ctx.keyring,
-        hmac_secret=secret.get_secret_value().encode()
-        if config.tokens.signing_alg == "HS256" and secret
-        else None,
-        clock=ctx.clock,
-    )
+    keys = server_keys(config, ctx)
     api = Starlette(routes=api_routes())
-    bridge = None
-    if mode == "cookie":
-        bridge = SessionBridge(
-            issuer=LocalIssuer(ctx),
-            allowed_origins=demo_origins(config),
-            cookies=CookiePolicy(insecure_dev_cookies=True),
-            authorize_url=f"{ctx.issuer}/authorize",
-            clock=ctx.clock,
-        )
+    # The guard lends the bridge its token check (keys, liveness, no leeway), so the API and
+    # /auth/* judge a cookie alike.
+    bridge = local_bridge(
+        config, ctx, allowed_origins=demo_origins(config), insecure_dev_cookies=True
+    )
     guarded = SessionGuard(
         api,
         transport=mode,
-        bridge=bridge,
+        bridge=bridge if mode == "cookie" else None,
         issuer=guard_issuer or ctx.issuer,
         keys=keys,
         protect=("/api/",),
@@ -131,6 +119,6 @@ def create_demo_app(
         _index_route(mode),
         Mount("/assets", app=StaticFiles(directory=STATIC), name="assets"),
     ]
-    if bridge is not None:
-        routes += Bridge(bridge).routes()
-    return create_app(config, ctx, routes=routes)
+    if mode == "bearer":
+        bridge.adopt_check(guarded.authenticate)  # /auth/* still works for bearer pages
+    return create_app(config, ctx, routes=routes, bridge=bridge)

@@ -20,6 +20,9 @@ from typing import Any, Protocol
 from sessionkeeper.clock import Clock, SystemClock
 from sessionkeeper.core.sessions import SessionPolicy, session_invalidity
 from sessionkeeper.errors import StoreUnavailableError
+from sessionkeeper.guard.principal import Principal
+from sessionkeeper.guard.reasons import Reason, Rejection
+from sessionkeeper.guard.verifier import Verifier
 from sessionkeeper.store.base import Store
 
 DEFAULT_WINDOW = 5.0
@@ -129,3 +132,23 @@ class StoreLiveness:
 
     def close(self) -> None:
         self.store.close()
+
+
+async def authenticate_alive(
+    verifier: Verifier, liveness: SessionLiveness | None, token: str
+) -> Principal:
+    """Verify ``token`` and, with ``liveness``, that its session is still alive: the guard's
+    check, shared with a session bridge that runs without a guard."""
+    principal = await verifier.authenticate(token)
+    if liveness is not None and principal.session_id is not None:
+        try:
+            alive = await liveness.is_alive(principal.session_id)
+        except StoreUnavailableError as exc:
+            raise Rejection(
+                Reason.STORE_UNAVAILABLE, "liveness unknown", error=str(exc)[:200]
+            ) from exc
+        if not alive:
+            raise Rejection(
+                Reason.SESSION_REVOKED, "session ended", session_id=principal.session_id
+            )
+    return principal

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sessionkeeper.clock import Clock, SystemClock
-from sessionkeeper.errors import ConfigError, StoreUnavailableError
+from sessionkeeper.errors import ConfigError
 from sessionkeeper.guard.algorithms import DEFAULT_ALGORITHMS
 from sessionkeeper.guard.answers import send_refusal
 from sessionkeeper.guard.context import AUTH_KEY, PRINCIPAL_KEY, GuardRefusal, RequestAuth
@@ -27,7 +27,7 @@ from sessionkeeper.guard.keys import (
     keys_from_jwks,
     load_jwks_file,
 )
-from sessionkeeper.guard.liveness import SessionLiveness
+from sessionkeeper.guard.liveness import SessionLiveness, authenticate_alive
 from sessionkeeper.guard.metrics import CONTENT_TYPE, GuardMetrics
 from sessionkeeper.guard.principal import Principal
 from sessionkeeper.guard.reasons import Reason, Rejection
@@ -264,19 +264,7 @@ class SessionGuard:
 
     async def authenticate(self, token: str) -> Principal:
         """Verify ``token`` and, when configured, that its session is still alive."""
-        principal = await self.verifier.authenticate(token)
-        if self.liveness is not None and principal.session_id is not None:
-            try:
-                alive = await self.liveness.is_alive(principal.session_id)
-            except StoreUnavailableError as exc:
-                raise Rejection(
-                    Reason.STORE_UNAVAILABLE, "liveness unknown", error=str(exc)[:200]
-                ) from exc
-            if not alive:
-                raise Rejection(
-                    Reason.SESSION_REVOKED, "session ended", session_id=principal.session_id
-                )
-        return principal
+        return await authenticate_alive(self.verifier, self.liveness, token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

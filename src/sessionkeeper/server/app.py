@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +39,9 @@ from sessionkeeper.service.keyring import KeyRing
 from sessionkeeper.settings import Config
 from sessionkeeper.store import Store
 from sessionkeeper.web import client_script_route
+
+if TYPE_CHECKING:
+    from sessionkeeper.bridge import SessionBridge
 
 log = logging.getLogger("sessionkeeper.server")
 
@@ -186,10 +190,22 @@ async def _clean_up_every(ctx: AuthContext, interval: float, retention: float) -
             log.exception("clean-up failed", extra={"event": "cleanup_failed"})
 
 
-def create_app(config: Config, ctx: AuthContext, *, routes: Sequence[BaseRoute] = ()) -> Starlette:
-    """The server: the auth API under ``/auth/v1`` (where the official clients look for it) and
-    the browser client at ``/sessionkeeper.js``; ``routes`` adds an application beside them
-    (the demo)."""
+def create_app(
+    config: Config,
+    ctx: AuthContext,
+    *,
+    routes: Sequence[BaseRoute] = (),
+    bridge: SessionBridge | None = None,
+) -> Starlette:
+    """The server: the auth API under ``/auth/v1`` (where the official clients look for it),
+    the session bridge at ``/auth/callback``, ``/auth/login``, ``/auth/refresh`` and
+    ``/auth/session`` (``bridge``, or one over this server: docs/bridge.md), and the browser
+    client at ``/sessionkeeper.js``; ``routes`` adds an application beside them (the demo)."""
+    from sessionkeeper.bridge import Bridge
+    from sessionkeeper.server.session_bridge import local_bridge, local_check
+
+    if bridge is None:
+        bridge = local_bridge(config, ctx, authenticate=local_check(config, ctx))
     auth = create_auth_app(
         ctx,
         cors_origins=config.server.cors_origins,
@@ -213,7 +229,12 @@ def create_app(config: Config, ctx: AuthContext, *, routes: Sequence[BaseRoute] 
         ctx.store.close()
 
     app = Starlette(
-        routes=[Mount("/auth/v1", app=auth), client_script_route(), *routes],
+        routes=[
+            Mount("/auth/v1", app=auth),
+            *Bridge(bridge).routes(),
+            client_script_route(),
+            *routes,
+        ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
         middleware=[Middleware(AccessLogMiddleware)] if config.server.access_log else [],
