@@ -339,8 +339,11 @@ class SessionGuard:
         await self.app(scope, receive, send)
 
     async def _optional(self, scope: Scope, receive: Receive, send: Send, token: str) -> None:
-        """A token on an unprotected path: verified, never refused here."""
+        """A token on an unprotected path: verified, never refused here. Under cookie auth an
+        unsafe request failing the CSRF check gets no principal (``current_user`` answers 403)."""
         try:
+            if self._csrf_checker is not None:
+                self._csrf_checker.check_csrf(scope)
             scope[PRINCIPAL_KEY] = await self.authenticate(token)
             rejection = None
         except Rejection as exc:

@@ -1,0 +1,147 @@
+"""Review of issue 7 (cookie mode): reproductions of the defects found, kept as regressions.
+
+An in-process app: the bridge's ``/auth/*`` routes, a protected ``/api/hello``, an unprotected
+``/account/delete`` that authenticates with ``current_user`` (docs/guard.md's pattern for routes
+outside ``protect``), all behind ``SessionGuard(transport="cookie", bridge=...)`` with a
+scripted issuer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from sessionkeeper.bridge import Bridge, CookiePolicy, SessionBridge
+from sessionkeeper.clock import ManualClock
+from sessionkeeper.core.keys import SigningKey
+from sessionkeeper.guard import SessionGuard
+from sessionkeeper.guard.dependencies import current_user
+from sessionkeeper.origins import AllowedOrigins
+from tests.bridge.scripted import ScriptedIssuer
+from tests.guard.conftest import ISSUER, NOW, claims
+
+APP = "http://api.test"
+
+
+@dataclass
+class Setup:
+    client: httpx.AsyncClient
+    app: Starlette
+    issuer: ScriptedIssuer
+    key: SigningKey
+    caplog: pytest.LogCaptureFixture
+
+    def refusal(self) -> dict[str, object]:
+        records = [r for r in self.caplog.records if r.getMessage() == "request refused"]
+        assert records, "no refusal was logged"
+        return dict(vars(records[-1]))
+
+
+@pytest.fixture(scope="module")
+def key() -> SigningKey:
+    return SigningKey.generate("ES256", kid="es-1")
+
+
+@pytest.fixture
+def setup(key: SigningKey, caplog: pytest.LogCaptureFixture) -> Callable[..., Setup]:
+    caplog.set_level(logging.INFO, logger="sessionkeeper")
+
+    def factory(base_url: str = APP, routes: Sequence[BaseRoute] = ()) -> Setup:
+        clock = ManualClock(NOW)
+        issuer = ScriptedIssuer(key, clock)
+        bridge = SessionBridge(
+            issuer=issuer,
+            allowed_origins=AllowedOrigins([APP]),
+            cookies=CookiePolicy(),
+            clock=clock,
+        )
+
+        async def hello(request: Request) -> Response:
+            return JSONResponse({"user": current_user(request).user_id})
+
+        async def delete_account(request: Request) -> Response:
+            return JSONResponse({"deleted": current_user(request).user_id})
+
+        # add_middleware-style, as docs/guard.md asks for current_user on unprotected routes
+        app = Starlette(
+            routes=[
+                *Bridge(bridge).routes(),
+                Route("/api/hello", hello, methods=["GET", "POST"]),
+                Route("/account/delete", delete_account, methods=["POST"]),
+                *routes,
+            ],
+            middleware=[
+                Middleware(
+                    SessionGuard,
+                    issuer=ISSUER,
+                    jwks={"keys": [key.public_jwk()]},
+                    transport="cookie",
+                    bridge=bridge,
+                    clock=clock,
+                )
+            ],
+        )
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+        return Setup(client, app, issuer, key, caplog)
+
+    return factory
+
+
+def jar(access: str | None, refresh: str | None = "rt-1", prefix: str = "") -> dict[str, str]:
+    pairs = []
+    if access is not None:
+        pairs.append(f"{prefix}sk-access-token={access}")
+    if refresh is not None:
+        pairs.append(f"{prefix}sk-refresh-token={refresh}")
+    return {"Cookie": "; ".join(pairs)}
+
+
+def expired(key: SigningKey) -> str:
+    return key.sign(claims(iat=NOW - 4000, exp=NOW - 400))
+
+
+# -- 1. CSRF: an unprotected route that authenticates with current_user -----------------------
+
+
+async def test_a_cross_site_post_to_an_unprotected_route_using_current_user_is_refused(
+    setup: Callable[..., Setup], key: SigningKey
+) -> None:
+    """The CSRF rule ran only for ``protect``ed paths; an unprotected route calling
+    ``current_user`` got the cookie's principal on a POST with no Origin and no CSRF header."""
+    s = setup()
+    forged = await s.client.post("/account/delete", headers=jar(key.sign(claims())))
+    assert forged.status_code == 403, forged.text
+    assert s.refusal()["reason"] == "origin_not_allowed"
+    evil = await s.client.post(
+        "/account/delete",
+        headers={**jar(key.sign(claims())), "Origin": "https://evil.example"},
+    )
+    assert evil.status_code == 403
+    ok = await s.client.post(
+        "/account/delete",
+        headers={**jar(key.sign(claims())), "Origin": APP, "X-SessionKeeper-CSRF": "1"},
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"deleted": "8d3f7a4e-user"}
+
+
+async def test_an_anonymous_post_to_an_unprotected_route_needs_no_csrf_header(
+    setup: Callable[..., Setup],
+) -> None:
+    """Without a session cookie there is nothing to forge: public forms keep working."""
+
+    async def public(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    s = setup(routes=[Route("/contact", public, methods=["POST"])])
+    response = await s.client.post("/contact")
+    assert response.status_code == 200
