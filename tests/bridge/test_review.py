@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -145,3 +146,85 @@ async def test_an_anonymous_post_to_an_unprotected_route_needs_no_csrf_header(
     s = setup(routes=[Route("/contact", public, methods=["POST"])])
     response = await s.client.post("/contact")
     assert response.status_code == 200
+
+
+# -- 4. CSRF: method spelling ------------------------------------------------------------------
+
+
+async def _raw_call(app: object, method: str, path: str, headers: dict[str, str]) -> int:
+    """Drive the ASGI app with a method spelled exactly as given (httpx upper-cases it)."""
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        + [(b"host", b"api.test")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("api.test", 80),
+    }
+    await app(scope, receive, send)  # type: ignore[operator]
+    return int(sent[0]["status"])  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("method", ["post", "Post", "PROPFIND", "PURGE", "MKCOL"])
+async def test_an_unsafe_method_in_any_spelling_needs_the_csrf_defence(
+    setup: Callable[..., Setup], key: SigningKey, method: str
+) -> None:
+    """Only the exact upper-case POST/PUT/PATCH/DELETE were checked: ``post`` or a WebDAV
+    method reached an app that routes methods case-insensitively (or accepts any) with the
+    cookie's principal. Safe methods are the closed list; everything else is unsafe."""
+
+    class Anything:  # a plain ASGI endpoint: Starlette applies no method filter to it
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            user = current_user(Request(scope)).user_id
+            await JSONResponse({"user": user})(scope, receive, send)
+
+    s = setup(routes=[Route("/api/any", Anything())])
+    status = await _raw_call(s.app, method, "/api/any", jar(key.sign(claims())))
+    assert status == 403
+
+
+# -- 5. CSRF: cross-site WebSocket hijacking ---------------------------------------------------
+
+
+def test_a_websocket_from_an_origin_not_allowed_gets_no_cookie_session(
+    setup: Callable[..., Setup], key: SigningKey
+) -> None:
+    """A WebSocket handshake carries the cookies and an ``Origin`` but can set no custom header;
+    without an Origin check, any page of the same site (a sibling subdomain: SameSite=Lax does
+    not stop it) could open a socket as the signed-in user."""
+    from starlette.routing import WebSocketRoute
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": current_user(websocket).user_id})
+        await websocket.close()
+
+    s = setup(routes=[WebSocketRoute("/api/ws", socket)])
+    client = TestClient(s.app, base_url=APP)
+    cookie = jar(key.sign(claims()))
+    with client.websocket_connect("/api/ws", headers={**cookie, "Origin": APP}) as ws:
+        assert ws.receive_json() == {"user": "8d3f7a4e-user"}
+    for origin in ("https://evil.example", None):
+        headers = {**cookie, **({"Origin": origin} if origin else {})}
+        with (
+            pytest.raises(WebSocketDisconnect),
+            client.websocket_connect("/api/ws", headers=headers) as ws,
+        ):
+            ws.receive_json()

@@ -45,6 +45,8 @@ CSRF_HEADER = "x-sessionkeeper-csrf"
 #: seconds), so the browser client can keep its own idea of the expiry without seeing a token.
 EXPIRES_HEADER = "x-session-expires-at"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: The methods that need no CSRF check; any other method (in any spelling) is unsafe.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 #: Rejections after which the browser's cookies are useless: clear them with the 401.
 SESSION_OVER = frozenset({Reason.REFRESH_REFUSED, Reason.SESSION_REVOKED})
 
@@ -184,9 +186,11 @@ def request_origin(scope: Mapping[str, Any]) -> str | None:
 
 
 def check_csrf(scope: Mapping[str, Any], allowed: AllowedOrigins) -> None:
-    """Unsafe methods under cookie auth need an allow-listed ``Origin`` and the custom header.
+    """Unsafe methods under cookie auth need an allow-listed ``Origin`` and the custom header;
+    a WebSocket handshake (which can carry no custom header) needs the allow-listed ``Origin``.
     Raises a 403 ``Rejection`` naming which one failed."""
-    if scope.get("method") not in UNSAFE_METHODS:
+    websocket = scope.get("type") == "websocket"
+    if not websocket and str(scope.get("method", "")).upper() in SAFE_METHODS:
         return
     origin: str | None = None
     header = False
@@ -203,7 +207,7 @@ def check_csrf(scope: Mapping[str, Any], allowed: AllowedOrigins) -> None:
             origin_check=verdict.reason,
             origin=(origin or "")[:200],
         )
-    if not header:
+    if not header and not websocket:
         raise Rejection(Reason.CSRF_HEADER_MISSING, f"unsafe method without {CSRF_HEADER}: 1")
 
 
