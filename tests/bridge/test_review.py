@@ -228,3 +228,17 @@ def test_a_websocket_from_an_origin_not_allowed_gets_no_cookie_session(
             client.websocket_connect("/api/ws", headers=headers) as ws,
         ):
             ws.receive_json()
+
+
+# -- 2. Malformed input: a deeply nested JSON body -------------------------------------------
+
+
+async def test_a_deeply_nested_json_body_is_a_400_not_a_500(setup: Callable[..., Setup]) -> None:
+    s = setup()
+    response = await s.client.post(
+        "/auth/callback",
+        content=b"[" * 60_000,
+        headers={"Origin": APP, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "bad_json"

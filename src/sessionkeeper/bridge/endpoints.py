@@ -109,7 +109,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
             raise BridgeError(400, "bad_json", "body_too_large")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BridgeError(400, "bad_json", "bad_json") from None
     if not isinstance(data, dict):
         raise BridgeError(400, "bad_json", "not_an_object")
