@@ -242,3 +242,34 @@ async def test_a_deeply_nested_json_body_is_a_400_not_a_500(setup: Callable[...,
     )
     assert response.status_code == 400
     assert response.json()["error_code"] == "bad_json"
+
+
+# -- 3. Logs: session_cookie_present under the bridge's cookie names --------------------------
+
+
+async def test_the_refusal_log_sees_the_bridge_cookies_that_were_sent(
+    setup: Callable[..., Setup], key: SigningKey
+) -> None:
+    """The log line said ``session_cookie_present: false`` for __Host- cookies (https), for a
+    chunked access cookie and for a refresh cookie alone: it looked for ``sk-access-token``."""
+    s = setup("https://api.test")
+    s.issuer.mode = "refuse"
+    response = await s.client.get("/api/hello", headers=jar(expired(key), prefix="__Host-"))
+    assert response.status_code == 401
+    assert s.refusal()["session_cookie_present"] is True
+    plain = setup()
+    plain.issuer.mode = "refuse"
+    response = await plain.client.get("/api/hello", headers=jar(None, "rt-1"))
+    assert response.status_code == 401
+    assert plain.refusal()["session_cookie_present"] is True
+
+
+async def test_whoami_sees_the_host_prefixed_cookie(
+    setup: Callable[..., Setup], key: SigningKey
+) -> None:
+    s = setup("https://api.test")
+    response = await s.client.get(
+        "/api/debug/whoami", headers=jar(key.sign(claims()), None, "__Host-")
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["session_cookie_present"] is True

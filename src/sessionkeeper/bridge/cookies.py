@@ -108,6 +108,16 @@ class CookiePolicy:
             present=frozenset(cookies),
         )
 
+    def carried(self, scope: Mapping[str, Any]) -> bool:
+        """Whether the request carries a session cookie (access or refresh, whole or chunked),
+        under the names this request is read with: for logs and ``whoami``."""
+        names = parse_cookie_header(scope.get("headers", ()))
+        for base in (self.access_name, self.refresh_name):
+            name = self.name(base, scope)
+            if name in names or f"{name}.0" in names:
+                return True
+        return False
+
     def read_lenient(self, scope: Mapping[str, Any]) -> CookieJar:
         """``read``, with an ambiguous (repeated) cookie taken as absent: for endpoints that
         are about to overwrite or clear the cookies anyway."""

@@ -262,6 +262,13 @@ class SessionGuard:
             return self.bridge.cookies.read(scope).access_token
         return cookie_token(scope["headers"], self.cookie_name)
 
+    def session_cookie_present(self, scope: Scope) -> bool:
+        """Whether the request carries this guard's session cookie (with a bridge: any of the
+        bridge's cookies, ``__Host-`` and chunked names included)."""
+        if self.bridge is not None:
+            return self.bridge.cookies.carried(scope)
+        return presence(scope["headers"], self.cookie_name)[1]
+
     async def authenticate(self, token: str) -> Principal:
         """Verify ``token`` and, when configured, that its session is still alive."""
         return await authenticate_alive(self.verifier, self.liveness, token)
@@ -380,7 +387,8 @@ class SessionGuard:
     ) -> None:
         """Count, log (one line, never the token) and answer 401, 403 or 503."""
         self.metrics.refusal(rejection.reason)
-        authorization, cookie = presence(scope["headers"], self.cookie_name)
+        authorization = presence(scope["headers"], self.cookie_name)[0]
+        cookie = self.session_cookie_present(scope)
         extra: dict[str, Any] = {
             "path": scope["path"],
             "method": scope.get("method", "WEBSOCKET"),

@@ -43,6 +43,8 @@ def whoami_payload(scope: MutableMapping[str, Any]) -> dict[str, Any]:
     guard = auth.guard
     now = guard.clock.now() if guard is not None else time.time()
     authorization, cookie = presence(scope["headers"], guard.cookie_name if guard else "")
+    if guard is not None:
+        cookie = guard.session_cookie_present(scope)
     return {
         "user_id": principal.user_id,
         "email": principal.email,
