@@ -220,7 +220,7 @@ def test_cleanup_command_and_background_cleanup(
     db = f"sqlite:///{tmp_path}/clean.db"
     result = run("cleanup", "--database", db)
     assert result.returncode == 0, result.stderr
-    assert "deleted 0 sessions and 0 refresh tokens" in result.stdout
+    assert "deleted 0 sessions, 0 refresh tokens and 0 sign-in codes" in result.stdout
     too_short = run("cleanup", "--database", db, "--retention", "5m")
     assert too_short.returncode == 2
     assert "--cleanup-retention / SESSIONKEEPER_CLEANUP_RETENTION" in too_short.stderr

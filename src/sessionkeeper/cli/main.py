@@ -319,7 +319,10 @@ def cleanup_command(
     policy = config.sessions.policy()
     ctx = AuthContext(store=store, keyring=KeyRing(store), issuer=config.issuer(), policy=policy)
     report = cleanup(ctx, retention=config.sessions.cleanup_retention)
-    typer.echo(f"deleted {report.sessions} sessions and {report.tokens} refresh tokens")
+    typer.echo(
+        f"deleted {report.sessions} sessions, {report.tokens} refresh tokens"
+        f" and {report.flow_states} sign-in codes"
+    )
 
 
 @app.command()
