@@ -592,3 +592,17 @@ def test_serve_mounts_the_bridge_with_its_settings_and_refuses_a_logged_out_sess
         assert "set-cookie" not in late.headers
     finally:
         server.stop()
+
+
+def test_behind_a_proxy_the_hosted_sign_in_returns_to_the_configured_public_origin(
+    tmp_path: Path,
+) -> None:
+    server = spawn_server(
+        f"sqlite:///{tmp_path}/proxied.db", "--issuer", "https://app.example.com/auth/v1"
+    )
+    try:
+        start = httpx.get(f"{server.base_url}/auth/login", params={"next": "/x"})
+        redirect_to = parse_qs(urlsplit(start.headers["location"]).query)["redirect_to"][0]
+        assert redirect_to == "https://app.example.com/auth/callback?next=%2Fx"
+    finally:
+        server.stop()

@@ -324,3 +324,57 @@ async def test_a_cookie_guard_without_a_bridge_refuses_unsafe_methods_unless_all
     assert (await closed.client.post("/api/hello", headers=headers)).status_code == 403
     opened = guarded(transport="cookie", allowed_origins=[APP])
     assert (await opened.client.post("/api/hello", headers=headers)).status_code == 405
+
+
+# -- unprotected paths and csrf=False ---------------------------------------------------------
+
+
+async def test_an_unprotected_route_gets_the_renewed_user_and_the_new_cookies(
+    cookie_guard: Callable[..., tuple[Guarded, ScriptedIssuer]], es_key: SigningKey
+) -> None:
+    g, issuer = cookie_guard()
+    response = await g.client.get("/health", headers=cookies(expired(es_key)))
+    assert response.json() == {"user": "8d3f7a4e-user"}  # not None: renewed, not "expired"
+    assert issuer.refreshed == ["rt-1"]
+    assert [c.split("=", 1)[0] for c in response.headers.get_list("set-cookie")] == [
+        "sk-access-token",
+        "sk-refresh-token",
+    ]
+    only_refresh = await g.client.get("/health", headers=cookies(None, "rt-9"))
+    assert only_refresh.json() == {"user": "8d3f7a4e-user"}
+
+
+async def test_an_unprotected_route_with_a_session_that_is_over_clears_it_and_serves_anonymously(
+    cookie_guard: Callable[..., tuple[Guarded, ScriptedIssuer]], es_key: SigningKey
+) -> None:
+    g, issuer = cookie_guard()
+    issuer.mode = "refuse"
+    response = await g.client.get("/health", headers=cookies(expired(es_key)))
+    assert response.status_code == 200
+    assert response.json() == {"user": None}
+    assert all("Max-Age=0" in c for c in response.headers.get_list("set-cookie"))
+    assert g.refusals() == []  # an unprotected route is never refused by the guard
+
+
+async def test_an_unprotected_route_without_cookies_is_untouched(
+    cookie_guard: Callable[..., tuple[Guarded, ScriptedIssuer]],
+) -> None:
+    g, issuer = cookie_guard()
+    response = await g.client.get("/health")
+    assert response.json() == {"user": None}
+    assert "set-cookie" not in response.headers
+    assert issuer.refreshed == []
+
+
+async def test_with_csrf_off_a_protected_route_still_renews_through_the_bridge(
+    guarded: Callable[..., Guarded], es_key: SigningKey
+) -> None:
+    from sessionkeeper.clock import ManualClock
+
+    clock = ManualClock(NOW)
+    issuer = ScriptedIssuer(es_key, clock)
+    bridge = SessionBridge(issuer=issuer, allowed_origins=AllowedOrigins([APP]), clock=clock)
+    g = guarded(transport="cookie", bridge=bridge, csrf=False, clock=clock)
+    response = await g.client.post("/api/hello", headers=cookies(expired(es_key)))
+    assert response.status_code == 405  # past the guard (no CSRF check asked), renewed
+    assert issuer.refreshed == ["rt-1"]

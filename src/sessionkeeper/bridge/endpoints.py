@@ -289,6 +289,10 @@ class Bridge:
     # -- hosted sign-in: GET /auth/login, GET /auth/callback -------------------------------
 
     def _own_origin(self, request: Request) -> str:
+        """Where the browser comes back to: the configured public origin, else the request's
+        own (scheme from the proxy headers uvicorn trusts, host from ``Host``)."""
+        if self.bridge.public_origin:
+            return self.bridge.public_origin
         host = request.headers.get("host") or "localhost"
         return f"{request.url.scheme}://{host}"
 
@@ -348,6 +352,10 @@ class Bridge:
                 request, target, "temporarily_unavailable", "The auth server could not be reached."
             )
         except Rejection as exc:
+            if exc.unavailable:  # keys or store down: the sign-in may work on a retry
+                return self._back_with_error(
+                    request, target, "temporarily_unavailable", "Please try again in a moment."
+                )
             return self._back_with_error(request, target, exc.reason.value, "Invalid session.")
         log.info(
             "bridge code exchanged",

@@ -44,7 +44,6 @@ CSRF_HEADER = "x-sessionkeeper-csrf"
 #: Sent on a response whose request was renewed server-side: the session's new expiry (epoch
 #: seconds), so the browser client can keep its own idea of the expiry without seeing a token.
 EXPIRES_HEADER = "x-session-expires-at"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: The methods that need no CSRF check; any other method (in any spelling) is unsafe.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 #: Rejections after which the browser's cookies are useless: clear them with the 401.
@@ -83,6 +82,7 @@ class SessionBridge:
         authenticate: Authenticate | None = None,
         cookies: CookiePolicy | None = None,
         authorize_url: str | None = None,
+        public_origin: str | None = None,
         refresh_margin: float = 60.0,
         remember: float = 10.0,
         clock: Clock | None = None,
@@ -92,6 +92,9 @@ class SessionBridge:
         self.allowed_origins = allowed_origins
         self.cookies = cookies or CookiePolicy()
         self.authorize_url = authorize_url
+        #: The app's public origin (``https://app.example.com``), where ``/auth/login`` sends
+        #: the browser back to; without it, the request's own scheme and ``Host``.
+        self.public_origin = public_origin.rstrip("/") if public_origin else None
         self.refresh_margin = refresh_margin
         self.clock = clock or SystemClock()
         self.refresher = SingleFlightRefresher(issuer, remember=remember, clock=self.clock)

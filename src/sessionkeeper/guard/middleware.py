@@ -282,21 +282,26 @@ class SessionGuard:
         if path == self.metrics_path and kind == "http":
             await self._send_metrics(send)
             return
-        if self._csrf_checker is not None and (path == self.whoami_path or self.is_protected(path)):
+        protected = path == self.whoami_path or self.is_protected(path)
+        if protected and self._csrf_checker is not None:
             try:
                 self._csrf_checker.check_csrf(scope)
             except Rejection as rejection:
                 await self.refuse(scope, send, rejection, None, token_sent=False)
                 return
-            if self.bridge is not None:
+        if self.bridge is not None:
+            if protected:
                 await self._cookie_session(scope, receive, send)
+                return
+            if self.bridge.cookies.carried(scope):
+                await self._optional_cookie_session(scope, receive, send)
                 return
         token: str | None = None
         sent = True  # stays True if reading the token fails: something ambiguous was sent
         try:
             token = self.token_of(scope)
             sent = token is not None
-            if path == self.whoami_path or self.is_protected(path):
+            if protected:
                 if token is None:
                     raise Rejection(Reason.MISSING_TOKEN, "no token")
                 cached = self.verifier.cached(token) if self.liveness is None else None
@@ -339,11 +344,35 @@ class SessionGuard:
         scope[PRINCIPAL_KEY] = session.principal
         scope[AUTH_KEY] = self._accepted
         if session.refreshed and scope["type"] == "http":
-            send = _adding_headers(send, session.set_cookies, session.principal.expires_at)
+            send = _adding_headers(send, _renewed(session.set_cookies, session.principal))
         if scope["path"] == self.whoami_path and scope["type"] == "http":
             await whoami(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    async def _optional_cookie_session(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Bridge cookies on an unprotected path: resolved like a protected one (renewed when due,
+        so ``current_user`` there never sees an expired cookie the bridge could renew), never
+        refused here; a session that is over gets its cookies cleared on the response."""
+        assert self.bridge is not None
+        from sessionkeeper.bridge.cookies import header_pairs
+        from sessionkeeper.bridge.session import SESSION_OVER
+
+        rejection: Rejection | None = None
+        try:
+            if self._csrf_checker is not None:
+                self._csrf_checker.check_csrf(scope)
+            session = await self.bridge.resolve(scope, self.authenticate)
+        except Rejection as exc:
+            rejection = exc
+        if rejection is None:
+            scope[PRINCIPAL_KEY] = session.principal
+            if session.refreshed and scope["type"] == "http":
+                send = _adding_headers(send, _renewed(session.set_cookies, session.principal))
+        elif rejection.reason in SESSION_OVER and scope["type"] == "http":
+            send = _adding_headers(send, header_pairs(self.bridge.clear_cookies(scope)))
+        scope[AUTH_KEY] = RequestAuth(self.transport, True, rejection, self)
+        await self._call_unprotected(scope, receive, send, None)
 
     async def _optional(self, scope: Scope, receive: Receive, send: Send, token: str) -> None:
         """A token on an unprotected path: verified, never refused here. Under cookie auth an
@@ -421,12 +450,17 @@ class SessionGuard:
         await send({"type": "http.response.body", "body": body})
 
 
-def _adding_headers(send: Send, cookies: list[str], expires_at: float) -> Send:
-    """``send`` that adds the renewed session's cookies and expiry to the response start."""
+def _renewed(cookies: list[str], principal: Principal) -> list[tuple[bytes, bytes]]:
+    """The headers of a renewed session: its cookies and its new expiry."""
     from sessionkeeper.bridge.cookies import header_pairs
     from sessionkeeper.bridge.session import EXPIRES_HEADER
 
-    extra = [*header_pairs(cookies), (EXPIRES_HEADER.encode(), str(int(expires_at)).encode())]
+    expiry = (EXPIRES_HEADER.encode(), str(int(principal.expires_at)).encode())
+    return [*header_pairs(cookies), expiry]
+
+
+def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    """``send`` that adds ``extra`` headers to the response start."""
 
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":

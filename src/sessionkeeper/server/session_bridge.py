@@ -15,7 +15,7 @@ from sessionkeeper.bridge.session import Authenticate
 from sessionkeeper.guard.liveness import StoreLiveness, authenticate_alive
 from sessionkeeper.guard.principal import Principal
 from sessionkeeper.guard.verifier import Verifier
-from sessionkeeper.origins import AllowedOrigins
+from sessionkeeper.origins import AllowedOrigins, origin
 from sessionkeeper.server.guard_keys import KeyRingKeys
 from sessionkeeper.service.context import AuthContext
 from sessionkeeper.settings import Config
@@ -69,5 +69,8 @@ def local_bridge(
         authenticate=authenticate,
         cookies=CookiePolicy(insecure_dev_cookies=dev),
         authorize_url=f"{ctx.issuer}/authorize",
+        # The issuer, when configured, is the public URL the browser reaches us at (behind a
+        # TLS-terminating proxy the request itself may say http://).
+        public_origin=origin(config.tokens.issuer) if config.tokens.issuer else None,
         clock=ctx.clock,
     )
