@@ -217,6 +217,15 @@ def test_a_run_without_requests_or_with_a_failed_fault_fails() -> None:
     assert verdict(counts, harness_errors=["boom"])["failures"] == ["harness: boom"]
 
 
+def test_latency_without_faults_leaves_out_requests_that_met_one_or_its_recovery() -> None:
+    requests = [req(0, 1.0, 1.1), req(0, 20.0, 20.5), req(0, 25.0, 25.3), req(0, 40.0, 40.2)]
+    counts = count(requests, [], [], nothing_recorded(), USERS, fault_windows=[(20.0, 22.0)])
+    latency = counts["latency_ms"]
+    assert latency["p99"] == 500.0
+    assert latency["no_fault_p99"] == 200.0  # 20.0 met the fault, 25.0 its recovery
+    assert latency["no_fault_p50"] == 100.0
+
+
 def test_every_gate_is_a_count() -> None:
     counts = count([req(0, 1.0, 1.1)], [], [], nothing_recorded(), USERS)
     assert set(GATES) <= set(counts)
@@ -274,6 +283,7 @@ def test_the_markdown_report_names_the_verdict_and_the_failures() -> None:
             }
         ],
         "proxy": {"refresh": 3},
+        "harness_loop_lag_ms": {"p99": 12, "max": 40},
         "server_log": {"errors_by_event": {"store_unavailable": 2}, "tracebacks": []},
     }
     text = render_markdown(report)
@@ -282,3 +292,4 @@ def test_the_markdown_report_names_the_verdict_and_the_failures() -> None:
     assert "| 10.0 | kill9 | b | 3.5 | SIGKILL |" in text
     assert "`sessionkeeper soak --duration 2m`" in text
     assert "user 0 at 1.2 s: AuthExpired None" in text
+    assert "lagged at most 40 ms" in text

@@ -393,7 +393,12 @@ def _build_report(
     schedule_len: int,
 ) -> dict[str, Any]:
     user_ids = {u.index: u.user_id for u in state.users}
-    counts = report.count(state.requests, state.revocations, state.events, recorded, user_ids)
+    windows = [
+        (f.started, f.ended if f.ended is not None else ran_for) for f in state.fault_records
+    ]
+    counts = report.count(
+        state.requests, state.revocations, state.events, recorded, user_ids, windows
+    )
     seconds = max(1, int(ran_for) + 1)
     timeline = state.timeline
     series = {name: timeline.series(name, seconds) for name in timeline.names()}
@@ -437,6 +442,10 @@ def _build_report(
         "server_log": _server_log(instances),
         "instance_starts": {name: i.starts for name, i in instances.items()},
         "reauth_sign_ins": sum(u.reauth_sign_ins for u in state.users),
+        "harness_loop_lag_ms": {
+            "p99": report.percentile(series.get("loop_lag_ms_max", []), 99),
+            "max": max(series.get("loop_lag_ms_max", [0]) or [0]),
+        },
         "ran_for_s": round(ran_for, 1),
         "machine": {
             "cpus": os.cpu_count(),

@@ -48,6 +48,8 @@ from sessionkeeper.soak.records import (
     Revocation,
 )
 
+#: Seconds after a fault during which requests still count as meeting it (for latency only).
+RECOVERY = 10.0
 #: The figures that must be zero for a run to pass (the issue's acceptance).
 GATES = (
     "spurious_needs_reauth",
@@ -141,8 +143,10 @@ def count(
     events: Sequence[AuthEventRecord],
     recorded: RecordedEffects,
     user_ids: Mapping[int, str],
+    fault_windows: Sequence[tuple[float, float]] = (),
 ) -> dict[str, Any]:
-    """Every figure of the report, by the definitions above."""
+    """Every figure of the report, by the definitions above. ``fault_windows`` (start, end)
+    give the latency of requests that met no fault (nor its first 10 s of recovery)."""
     outcomes = Counter(r.outcome for r in requests)
     spurious_events = [
         e
@@ -194,6 +198,14 @@ def count(
         if r.outcome == OK and r.ended is not None and r.attempts == 1
     ]
 
+    calm = [
+        (r.ended - r.started) * 1000
+        for r in requests
+        if r.outcome == OK
+        and r.ended is not None
+        and not any(r.started < end + RECOVERY and r.ended > start for start, end in fault_windows)
+    ]
+
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value, 1)
 
@@ -239,6 +251,8 @@ def count(
             "max": ms(max(latencies)) if latencies else None,
             "first_try_p50": ms(percentile(first_try, 50)),
             "first_try_p99": ms(percentile(first_try, 99)),
+            "no_fault_p50": ms(percentile(calm, 50)),
+            "no_fault_p99": ms(percentile(calm, 99)),
         },
         "spurious_examples": [
             {"user": e.user, "at": round(e.at, 3), "what": "NEEDS_REAUTH"}
@@ -342,6 +356,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"{_fmt(lat['p99'])} / {_fmt(lat['max'])} |",
         f"| latency p50 / p99, first-try successes (ms) | {_fmt(lat['first_try_p50'])} / "
         f"{_fmt(lat['first_try_p99'])} |",
+        f"| latency p50 / p99, successes that met no fault (ms) | "
+        f"{_fmt(lat.get('no_fault_p50'))} / {_fmt(lat.get('no_fault_p99'))} |",
         "",
         "Outcomes: " + ", ".join(f"{k} {_fmt(v)}" for k, v in counts["outcomes"].items()) + ".",
         "",
@@ -354,6 +370,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lasted = "" if f["ended"] is None else f"{f['ended'] - f['started']:.1f}"
         detail = f["detail"] + (f" **error: {f['error']}**" if f.get("error") else "")
         lines.append(f"| {f['started']:.1f} | {f['kind']} | {f['target']} | {lasted} | {detail} |")
+    lag = report.get("harness_loop_lag_ms")
+    if lag:
+        lines += [
+            "",
+            f"The harness's event loop (users, proxy) lagged at most {_fmt(lag['max'])} ms "
+            f"(p99 of the per-second worst: {_fmt(lag['p99'])} ms): latency above that is the "
+            "servers', the store's or the machine's.",
+        ]
     proxy = report.get("proxy", {})
     if proxy:
         lines += [
