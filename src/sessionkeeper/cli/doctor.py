@@ -218,6 +218,12 @@ def probe_command(
     whoami: Annotated[
         bool, typer.Option("--whoami/--no-whoami", help="Call whoami (default on).")
     ] = True,
+    cookie_origin: Annotated[
+        str | None,
+        typer.Option(
+            help="Cookie mode: post the sign-in to BASE_URL/auth/callback as a page on this origin would, check the cookies, and call whoami and each --endpoint with them."
+        ),
+    ] = None,
     timeout: Timeout = 5.0,
     as_json: Json = False,
     color: Color = None,
@@ -234,6 +240,16 @@ def probe_command(
                 require_http_url(name, url)
         if token is not None and email is not None:
             raise ConfigError("give --email/--password or --token, not both")
+        if cookie_origin is not None:
+            from sessionkeeper.origins import origin
+
+            if email is None:
+                raise ConfigError("--cookie-origin needs --email/--password (a whole session)")
+            if origin(cookie_origin) != cookie_origin.rstrip("/"):
+                raise ConfigError(
+                    "--cookie-origin: an origin like https://app.example.com (lower case, "
+                    "no path, no default port)"
+                )
         if email is not None and password is None:
             raise ConfigError("--email needs --password (or SESSIONKEEPER_DOCTOR_PASSWORD)")
         given = _read_token(token, "--token") if token is not None else None
@@ -253,6 +269,7 @@ def probe_command(
             token=given,
             apikey=apikey,
             timeout=timeout,
+            cookie_origin=cookie_origin.rstrip("/") if cookie_origin else None,
         )
         return probe(target)
 

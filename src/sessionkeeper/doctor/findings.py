@@ -68,6 +68,12 @@ CODES: dict[str, str] = {
     "rotation_off": "refresh-token rotation switched off",
     "reuse_interval_short": "a refresh-token reuse interval under 10 s",
     "origin_not_allowed": "an app origin missing from an allow-list",
+    # doctor probe --cookie-origin
+    "bridge_missing": "no session bridge at /auth/callback",
+    "bridge_refused_session": "the bridge cannot verify the auth server's sessions",
+    "bridge_unavailable": "the bridge cannot reach the issuer, its keys or its store",
+    "bridge_failed": "the bridge answered something else than 200 to a fresh session",
+    "cookie_attributes": "session cookies a browser drops, or scripts can read",
     "nothing_to_check": "none of the known settings found",
     # doctor probe
     "unreachable": "the server did not answer",

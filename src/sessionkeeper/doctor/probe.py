@@ -6,7 +6,14 @@ table; each failure is a finding. A refusal from the guard shows the guard's rea
 runs with ``diagnostics=True`` (the ``X-Auth-Reason`` header); without it the doctor says where
 to look. A server that cannot be reached is a finding (exit 1), never a traceback.
 
-The probe signs out at the end (``POST /logout``, scope ``local``) so it leaves no session.
+With ``cookie_origin``, the calls go the cookie way, as a browser on that origin makes them: the
+session is posted to the session bridge (``POST /auth/callback`` with that ``Origin``), the
+``Set-Cookie`` attributes are checked (a browser drops a ``Secure`` cookie over plain http, and
+wants ``__Host-`` names over https), and whoami and every endpoint get the cookies instead of a
+bearer header.
+
+The probe signs out at the end (``POST /logout``, scope ``local``, or the bridge's
+``SIGNED_OUT``) so it leaves no session.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ class Target:
     token: str | None = field(default=None, repr=False)
     apikey: str | None = field(default=None, repr=False)
     timeout: float = 5.0
+    #: Probe the cookie transport as a page on this origin would (``https://app.example.com``).
+    cookie_origin: str | None = None
 
     @property
     def auth(self) -> str:
@@ -74,6 +83,10 @@ class _Probe:
     report: Report
     refusals: dict[str, list[str]] = field(default_factory=dict)
     token_issuer: str | None = None
+    #: The sign-in's whole session (the bridge needs its refresh token too).
+    session: dict[str, Any] | None = field(default=None, repr=False)
+    #: The bridge's cookies, name → value, once it has set them.
+    cookies: dict[str, str] | None = field(default=None, repr=False)
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -97,8 +110,11 @@ def probe(target: Target) -> Report:
             token = _sign_in(run)
             if token is not None:
                 _token(run, token, keys)
-                for label, path in _calls(target):
-                    _call(run, label, path, token)
+                if target.cookie_origin is not None:
+                    _bridge(run)
+                if target.cookie_origin is None or run.cookies is not None:
+                    for label, path in _calls(target):
+                        _call(run, label, path, token)
                 _refusal_findings(run)
         except _Unreachable as exc:
             report.fact("connection", "no answer", Status.ERROR)
@@ -113,7 +129,9 @@ def probe(target: Target) -> Report:
                 )
             )
         finally:
-            if token is not None and target.token is None:
+            if run.cookies is not None:
+                _bridge_sign_out(run)
+            elif token is not None and target.token is None:
                 _sign_out(run, token)
     return report
 
@@ -191,6 +209,7 @@ def _sign_in(run: _Probe) -> str | None:
         token = body.get("access_token") if isinstance(body, dict) else None
     if isinstance(token, str) and token:
         run.report.fact("sign in", f"200 as {printable(target.email)}", Status.OK)
+        run.session = body
         return token
     code = _error_code(response) if response.status_code != 200 else "no access_token"
     run.report.fact("sign in", f"{response.status_code} {code}", Status.ERROR)
@@ -236,7 +255,12 @@ def _token(run: _Probe, token: str, keys: KeySet) -> None:
 
 def _call(run: _Probe, label: str, path: str, token: str) -> None:
     url = run.target.url(path)
-    response = run.request("GET", url, headers={"Authorization": f"Bearer {token}"})
+    if run.cookies is not None:
+        cookie = "; ".join(f"{k}={v}" for k, v in run.cookies.items())
+        headers = {"Cookie": cookie, "Origin": run.target.cookie_origin or ""}
+    else:
+        headers = {"Authorization": f"Bearer {token}"}
+    response = run.request("GET", url, headers=headers)
     status = response.status_code
     if 200 <= status < 300:
         run.report.fact(label, f"{status}{_whoami_summary(response) if label == 'whoami' else ''}",
@@ -319,3 +343,120 @@ def _sign_out(run: _Probe, token: str) -> None:
     headers = {"Authorization": f"Bearer {token}", **run.auth_headers()}
     with contextlib.suppress(httpx.HTTPError):
         run.client.post(f"{run.target.auth}/logout?scope=local", headers=headers)
+
+
+# -- cookie mode ------------------------------------------------------------------------------
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_BRIDGE_HINTS = {
+    404: (
+        "bridge_missing",
+        "No session bridge there: mount Bridge(...).routes() in the API (or route /auth/callback "
+        "to sessionkeeper serve); see docs/bridge.md.",
+    ),
+    401: (
+        "bridge_refused_session",
+        "The bridge could not verify a session the auth server just issued: its issuer or keys "
+        "are not this auth server's (see its log line 'bridge refused', reason).",
+    ),
+    503: (
+        "bridge_unavailable",
+        "The bridge could not reach the issuer, its keys or its store: check the API's "
+        "HttpIssuer URL and JWKS URL from the API's machine.",
+    ),
+}
+
+
+def _bridge(run: _Probe) -> None:
+    """Post the sign-in to the bridge as the page would, and check the cookies it sets."""
+    target = run.target
+    url = target.url("/auth/callback")
+    response = run.request(
+        "POST",
+        url,
+        json={"event": "SIGNED_IN", "session": run.session},
+        headers={"Origin": target.cookie_origin or ""},
+    )
+    status = response.status_code
+    if status == 403:
+        run.report.fact("bridge", f"403 {_error_code(response)}", Status.ERROR)
+        run.report.add(
+            Finding(
+                "origin_not_allowed",
+                Severity.ERROR,
+                f"The session bridge at {url} refused Origin {printable(target.cookie_origin)} "
+                "(403): sign-ins posted from that page never become cookies.",
+                "Add the origin (scheme://host[:port], no path) to SESSIONKEEPER_ALLOWED_ORIGINS "
+                "(or set BASE_URL / APP_BASE_URL / NEXT_PUBLIC_APP_URL) on the server holding the "
+                "bridge.",
+                {"url": url, "origin": printable(target.cookie_origin)},
+            )
+        )
+        return
+    if status != 200:
+        code, hint = _BRIDGE_HINTS.get(
+            404 if status == 405 else status,
+            ("bridge_failed", "Read the bridge's log line 'bridge refused' for this request."),
+        )
+        run.report.fact("bridge", f"{status} {_error_code(response)}", Status.ERROR)
+        run.report.add(
+            Finding(
+                code,
+                Severity.ERROR,
+                f"{url} answered {status} to a fresh session.",
+                hint,
+                {"url": url, "status": status},
+            )
+        )
+        return
+    run.cookies = {}
+    notes: list[str] = []
+    for header in response.headers.get_list("set-cookie"):
+        pair, *attributes = [part.strip() for part in header.split(";")]
+        name, _, value = pair.partition("=")
+        run.cookies[name] = value
+        notes += _cookie_problems(
+            target.base_url, name, {a.split("=")[0].lower() for a in attributes}
+        )
+    names = ", ".join(sorted(run.cookies)) or "none"
+    run.report.fact("bridge", f"200, cookies {names}", Status.ERROR if notes else Status.OK)
+    for note in dict.fromkeys(notes):
+        run.report.add(
+            Finding(
+                "cookie_attributes",
+                Severity.ERROR if "never" in note else Severity.WARNING,
+                note,
+                "Serve the app over https (cookies then get Secure and the __Host- prefix); "
+                "--insecure-dev-cookies is for plain-http loopback development only.",
+                {"url": url},
+            )
+        )
+
+
+def _cookie_problems(base_url: str, name: str, attributes: set[str]) -> list[str]:
+    scheme = base_url.split("://", 1)[0].lower()
+    host = base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].lower()
+    problems = []
+    if "httponly" not in attributes:
+        problems.append(f"{printable(name)} is not HttpOnly: page scripts can read the token.")
+    if scheme == "https" and not name.startswith("__Host-"):
+        problems.append(f"{printable(name)} lacks the __Host- prefix over https.")
+    if scheme == "http" and "secure" in attributes and host not in _LOOPBACK:
+        problems.append(
+            f"{printable(name)} is Secure but the app is plain http: browsers never send it back."
+        )
+    if "samesite" not in attributes:
+        problems.append(f"{printable(name)} has no SameSite attribute.")
+    return problems
+
+
+def _bridge_sign_out(run: _Probe) -> None:
+    """End the probe's session through the bridge (it clears the cookies and logs out)."""
+    assert run.cookies is not None
+    cookie = "; ".join(f"{k}={v}" for k, v in run.cookies.items())
+    with contextlib.suppress(httpx.HTTPError):
+        run.client.post(
+            run.target.url("/auth/callback"),
+            json={"event": "SIGNED_OUT"},
+            headers={"Cookie": cookie, "Origin": run.target.cookie_origin or ""},
+        )
