@@ -13,6 +13,7 @@ import pytest
 from sessionkeeper.doctor.probe import _cookie_problems
 from tests.conftest import ServerProcess, spawn_server
 from tests.doctor.conftest import doctor
+from tests.doctor.test_probe import facts
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +36,6 @@ def probe(server: ServerProcess, origin: str, *args: str) -> dict[str, Any]:
     report: dict[str, Any] = outcome.json()
     assert outcome.exit_code == report["exit_code"]
     return report
-
-
-def facts(report: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {f["name"]: f for f in report["facts"]}
 
 
 def test_a_working_cookie_deployment_is_all_green_and_leaves_no_session(
