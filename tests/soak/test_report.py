@@ -17,6 +17,7 @@ from sessionkeeper.soak.records import (
     AuthEventRecord,
     RequestRecord,
     Revocation,
+    SignInRecord,
 )
 from sessionkeeper.soak.report import (
     GATES,
@@ -69,17 +70,19 @@ def test_auth_expired_of_a_user_never_revoked_is_spurious() -> None:
 
 
 def test_auth_expired_after_the_logout_was_sent_is_expected() -> None:
-    revocation = Revocation(0, planned_at=5.0, started=5.0, done=5.1, reauth_at=7.0)
+    revocation = Revocation(0, planned_at=5.0, started=5.0, done=5.1)
     counts = count(
         [req(0, 5.2, 5.3, AUTH_EXPIRED), req(0, 8.0, 8.1)],
         [revocation],
         [AuthEventRecord(0, 5.25, "NEEDS_REAUTH")],
         nothing_recorded(),
         USERS,
+        sign_ins=[SignInRecord(0, 6.0, 7.0)],
     )
     assert counts["spurious_auth_expired"] == 0
     assert counts["spurious_needs_reauth"] == 0
     assert counts["revocations_told_within_one_request"] == 1
+    assert counts["served_after_revocation"] == 0  # 8.0 is the new session's
     assert verdict(counts, revocations_planned=1)["passed"] is True
 
 
@@ -92,16 +95,47 @@ def test_needs_reauth_before_the_logout_was_sent_is_spurious() -> None:
 
 
 def test_a_new_session_after_signing_in_again_is_no_longer_covered() -> None:
-    revocation = Revocation(0, planned_at=5.0, started=5.0, done=5.1, reauth_at=7.0)
+    revocation = Revocation(0, planned_at=5.0, started=5.0, done=5.1)
     counts = count(
         [req(0, 5.2, 5.3, AUTH_EXPIRED), req(0, 9.0, 9.1, AUTH_EXPIRED)],
         [revocation],
         [AuthEventRecord(0, 9.05, "NEEDS_REAUTH")],
         nothing_recorded(),
         USERS,
+        sign_ins=[SignInRecord(0, 6.0, 7.0)],
     )
     assert counts["spurious_auth_expired"] == 1
     assert counts["spurious_needs_reauth"] == 1
+
+
+def test_a_session_made_before_the_logout_was_answered_stays_covered() -> None:
+    # Told at 5.3 (the logout committed, its answer still on the way), signed in again at
+    # 5.5-6.0, the logout answered at 8.0 (the second device may have retried it, ending the
+    # new session too): that session's end is the revocation's, until a sign-in after 8.0.
+    revocation = Revocation(0, planned_at=5.0, started=5.0, done=8.0)
+    sign_ins = [SignInRecord(0, 5.5, 6.0), SignInRecord(0, 9.0, 9.5)]
+    requests = [req(0, 5.2, 5.3, AUTH_EXPIRED), req(0, 8.5, 8.6, AUTH_EXPIRED), req(0, 10, 10.1)]
+    events = [AuthEventRecord(0, 5.3, "NEEDS_REAUTH"), AuthEventRecord(0, 8.6, "NEEDS_REAUTH")]
+    counts = count(requests, [revocation], events, nothing_recorded(), USERS, sign_ins=sign_ins)
+    assert counts["spurious_needs_reauth"] == 0
+    assert counts["spurious_auth_expired"] == 0
+    assert counts["revocations_told_within_one_request"] == 1
+    later = [*events, AuthEventRecord(0, 12.0, "NEEDS_REAUTH")]
+    counts = count(requests, [revocation], later, nothing_recorded(), USERS, sign_ins=sign_ins)
+    assert counts["spurious_needs_reauth"] == 1
+
+
+def test_a_user_told_by_needs_reauth_before_any_request_was_told_at_once() -> None:
+    revocation = Revocation(0, planned_at=5.0, started=5.0, done=6.0)
+    verdicts = judge_revocations(
+        [revocation],
+        [req(0, 1.0, 1.1), req(0, 9.0, 9.1)],
+        [AuthEventRecord(0, 5.5, "NEEDS_REAUTH")],
+        [SignInRecord(0, 7.0, 7.5)],
+    )
+    assert verdicts.told_within_one == 1 and verdicts.served_after == 0
+    assert verdicts.delays == [0.0]
+    assert verdicts.details[0]["verdict"] == "told"
 
 
 def test_a_request_started_before_the_logout_may_end_either_way() -> None:
@@ -144,8 +178,10 @@ def test_a_revocation_without_later_requests_is_unexercised_unless_already_told(
     assert judge_revocations([quiet], [req(0, 1.0, 1.1)]).unexercised == 1
     # Told by a request that ended after the logout was sent but before its answer arrived,
     # then signed in again before the answer: told, not unexercised.
-    early = Revocation(0, planned_at=5.0, started=5.0, done=5.5, reauth_at=5.4)
-    verdicts = judge_revocations([early], [req(0, 4.9, 5.2, AUTH_EXPIRED)])
+    early = Revocation(0, planned_at=5.0, started=5.0, done=5.5)
+    verdicts = judge_revocations(
+        [early], [req(0, 4.9, 5.2, AUTH_EXPIRED)], sign_ins=[SignInRecord(0, 5.3, 5.4)]
+    )
     assert verdicts.told_within_one == 1
 
 
@@ -249,12 +285,14 @@ def test_percentile_is_one_of_the_values_and_monotonic(values: list[float], q: f
     st.floats(0, 100),
 )
 def test_covering_follows_its_definition(
-    sent: float, at: float, reauth: float | None, dt: float
+    sent: float, at: float, sign_in: float | None, dt: float
 ) -> None:
-    revocation = Revocation(0, planned_at=sent, started=sent, done=sent + 0.1, reauth_at=reauth)
-    expected = sent <= at + dt and (reauth is None or at < reauth)
-    assert covering([revocation], 0, at, at + dt) is expected
-    assert covering([revocation], 1, at, at + dt) is False
+    done = sent + 0.1
+    revocation = Revocation(0, planned_at=sent, started=sent, done=done)
+    sign_ins = [] if sign_in is None else [SignInRecord(0, sign_in, sign_in + 1.0)]
+    expected = sent <= at + dt and (sign_in is None or sign_in < done or at < sign_in + 1.0)
+    assert covering([revocation], 0, at, at + dt, sign_ins) is expected
+    assert covering([revocation], 1, at, at + dt, sign_ins) is False
 
 
 def test_the_markdown_report_names_the_verdict_and_the_failures() -> None:

@@ -34,6 +34,7 @@ from sessionkeeper.soak.records import (
     FaultRecord,
     RequestRecord,
     Revocation,
+    SignInRecord,
     Timeline,
 )
 from sessionkeeper.soak.users import Behaviour, SimUser, SkewedClock, revoke
@@ -72,6 +73,7 @@ class _Run:
     events: list[AuthEventRecord] = field(default_factory=list)
     revocations: list[Revocation] = field(default_factory=list)
     fault_records: list[FaultRecord] = field(default_factory=list)
+    sign_ins: list[SignInRecord] = field(default_factory=list)
     users: list[SimUser] = field(default_factory=list)
     current_fault: str = ""
     phase: str = "set-up"
@@ -217,6 +219,7 @@ async def _soak(
         for user in state.users:
             await asyncio.to_thread(user.close)
     recorded = await asyncio.to_thread(effects.read_back, database)
+    await asyncio.to_thread(_save_records, config.out_dir / "logs" / "records.json.gz", state)
     return _build_report(config, state, recorded, instances, ran_for, schedule_len=len(schedule))
 
 
@@ -241,6 +244,7 @@ def _make_users(
                 behaviour=config.behaviour,
                 requests=state.requests,
                 events=state.events,
+                sign_ins=state.sign_ins,
                 rng=random.Random(rng.random()),
             )
         )
@@ -397,7 +401,13 @@ def _build_report(
         (f.started, f.ended if f.ended is not None else ran_for) for f in state.fault_records
     ]
     counts = report.count(
-        state.requests, state.revocations, state.events, recorded, user_ids, windows
+        state.requests,
+        state.revocations,
+        state.events,
+        recorded,
+        user_ids,
+        windows,
+        sign_ins=state.sign_ins,
     )
     seconds = max(1, int(ran_for) + 1)
     timeline = state.timeline
@@ -441,7 +451,10 @@ def _build_report(
         },
         "server_log": _server_log(instances),
         "instance_starts": {name: i.starts for name, i in instances.items()},
-        "reauth_sign_ins": sum(u.reauth_sign_ins for u in state.users),
+        "sign_ins_again": len(state.sign_ins),
+        "revocations": report.revocation_details(
+            state.revocations, state.requests, state.events, state.sign_ins
+        ),
         "harness_loop_lag_ms": {
             "p99": report.percentile(series.get("loop_lag_ms_max", []), 99),
             "max": max(series.get("loop_lag_ms_max", [0]) or [0]),
@@ -461,6 +474,21 @@ def _build_report(
         },
     }
     return result
+
+
+def _save_records(path: Path, state: _Run) -> None:
+    """Every record of the run (no tokens in them), for a later look at any figure."""
+    import gzip
+
+    data = {
+        "requests": [asdict(r) for r in state.requests],
+        "events": [asdict(e) for e in state.events],
+        "revocations": [asdict(r) for r in state.revocations],
+        "sign_ins": [asdict(s) for s in state.sign_ins],
+        "faults": [asdict(f) for f in state.fault_records],
+    }
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        json.dump(data, handle)
 
 
 def _server_log(instances: dict[str, cluster.Instance]) -> dict[str, Any]:

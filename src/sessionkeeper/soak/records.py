@@ -42,8 +42,16 @@ class Revocation:
     user: int
     planned_at: float
     started: float | None = None  # the first /logout?scope=global was sent
-    done: float | None = None  # /logout answered 204: the session is gone
-    reauth_at: float | None = None  # the user signed in again after being told
+    done: float | None = None  # a /logout answered 204: the session is gone
+
+
+@dataclass(frozen=True)
+class SignInRecord:
+    """The user signed in again (after ``NEEDS_REAUTH`` or an ``AuthExpiredError``)."""
+
+    user: int
+    started: float
+    ended: float
 
 
 @dataclass(frozen=True)

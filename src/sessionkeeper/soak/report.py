@@ -5,16 +5,17 @@ database holds at the end (``effects.RecordedEffects``), so it is unit-tested on
 
 Definitions (the same words as in ``docs/soak.md``):
 
-- A revocation *covers* a user from the moment its first ``/logout?scope=global`` was sent until
-  the user signed in again after being told (or the end of the run).
+- A revocation *covers* a user from the moment its first ``/logout?scope=global`` was sent
+  until the end of the user's first sign-in that started after the logout was answered (or the
+  end of the run). A user is *told* by the first ``NEEDS_REAUTH`` or ``AuthExpiredError`` after
+  the logout was sent.
 - **Spurious NEEDS_REAUTH**: a ``NEEDS_REAUTH`` event of a user whom no revocation covers at
   that moment. **Spurious AuthExpired**: a request ending in ``AuthExpiredError`` (what makes an
-  app show its sign-in prompt) that no revocation covers (it ended before the logout was sent,
-  or started after the user had signed in again).
-- A revocation is **told within one request** when the first request the user started after the
-  logout was answered ended in ``AuthExpiredError`` (or, when the user made none, an earlier one
-  ended so after the logout was sent); **late** when a later one did; **missed** when requests
-  were made and none did. **Served after revocation**: requests started after the logout was
+  app show its sign-in prompt) that no revocation covers.
+- A revocation is **told within one request** when the first request the user made with the
+  revoked session after the logout was answered ended in ``AuthExpiredError``, or the user was
+  told before making one; **late** when a later one did; **missed** when none did.
+  **Served after revocation**: requests made with the revoked session after the logout was
   answered that succeeded.
 - **Lost request**: a POST the user saw succeed whose side effect is not in the database, or a
   request that never reached a final outcome within its bound.
@@ -46,6 +47,7 @@ from sessionkeeper.soak.records import (
     AuthEventRecord,
     RequestRecord,
     Revocation,
+    SignInRecord,
 )
 
 #: Seconds after a fault during which requests still count as meeting it (for latency only).
@@ -64,13 +66,34 @@ GATES = (
 )
 
 
-def covering(revocations: Iterable[Revocation], user: int, start: float, end: float) -> bool:
+def covered_until(revocation: Revocation, sign_ins: Iterable[SignInRecord]) -> float:
+    """When a revocation stops covering its user: at the end of the user's first sign-in that
+    started after the logout was answered. A session made before that answer may still be
+    ended by a ``/logout`` the second device retried, so it stays covered (until a later
+    sign-in, or the end of the run). A logout never answered covers the rest of the run."""
+    if revocation.started is None:
+        return -math.inf
+    if revocation.done is None:
+        return math.inf
+    after = [
+        s.ended for s in sign_ins if s.user == revocation.user and s.started >= revocation.done
+    ]
+    return min(after, default=math.inf)
+
+
+def covering(
+    revocations: Iterable[Revocation],
+    user: int,
+    start: float,
+    end: float,
+    sign_ins: Sequence[SignInRecord] = (),
+) -> bool:
     """Whether a revocation of ``user`` covers something that happened between ``start`` and
-    ``end``: its logout was sent by ``end`` and the user had not signed in again by ``start``."""
+    ``end``: its logout was sent by ``end``, and ``start`` is before it stopped covering."""
     for r in revocations:
         if r.user != user or r.started is None or r.started > end:
             continue
-        if r.reauth_at is None or start < r.reauth_at:
+        if start < covered_until(r, sign_ins):
             return True
     return False
 
@@ -85,47 +108,96 @@ class RevocationVerdicts:
     not_performed: int = 0
     served_after: int = 0
     delays: list[float] = field(default_factory=list)  # logout answered -> user told, seconds
+    details: list[dict[str, Any]] = field(default_factory=list)
 
 
 def judge_revocations(
-    revocations: Sequence[Revocation], requests: Sequence[RequestRecord]
+    revocations: Sequence[Revocation],
+    requests: Sequence[RequestRecord],
+    events: Sequence[AuthEventRecord] = (),
+    sign_ins: Sequence[SignInRecord] = (),
 ) -> RevocationVerdicts:
+    """Was each revoked user told, and at once?
+
+    The user is *told* by the first ``NEEDS_REAUTH`` or ``AuthExpiredError`` after the logout
+    was sent (an app shows its sign-in prompt on either). The requests that count are those the
+    user started with the revoked session: after the logout was answered and before they signed
+    in again. The first of them must end in ``AuthExpiredError`` -- unless the user was told
+    before making any (then told at once)."""
     by_user: dict[int, list[RequestRecord]] = {}
     for r in requests:
         by_user.setdefault(r.user, []).append(r)
     verdicts = RevocationVerdicts()
     for rev in revocations:
+        detail: dict[str, Any] = {"user": rev.user, "started": rev.started, "done": rev.done}
+        verdicts.details.append(detail)
         if rev.started is None or rev.done is None:
             verdicts.not_performed += 1
+            detail["verdict"] = "not_performed"
             continue
         verdicts.performed += 1
         mine = sorted(by_user.get(rev.user, []), key=lambda r: r.started)
-        end_of_cover = math.inf if rev.reauth_at is None else rev.reauth_at
-        after = [r for r in mine if rev.done <= r.started < end_of_cover]
-        verdicts.served_after += sum(1 for r in after if r.outcome == OK)
-        told = [
-            r
+        told_times = [
+            e.at
+            for e in events
+            if e.user == rev.user and e.event == "NEEDS_REAUTH" and e.at >= rev.started
+        ] + [
+            r.ended
             for r in mine
-            if r.outcome == AUTH_EXPIRED
-            and r.ended is not None
-            and rev.started <= r.ended
-            and r.started < end_of_cover
+            if r.outcome == AUTH_EXPIRED and r.ended is not None and r.ended >= rev.started
         ]
-        if after:
-            if after[0].outcome == AUTH_EXPIRED:
-                verdicts.told_within_one += 1
-            elif any(r.outcome == AUTH_EXPIRED for r in after):
-                verdicts.late += 1
-            else:
-                verdicts.missed += 1
-        elif told:
-            verdicts.told_within_one += 1  # told even before the logout's answer arrived
+        told_at = min(told_times, default=None)
+        signed_in_again = min(
+            (
+                s.started
+                for s in sign_ins
+                if s.user == rev.user and told_at is not None and s.started >= told_at
+            ),
+            default=math.inf,
+        )
+        after = [r for r in mine if rev.done <= r.started < signed_in_again]
+        verdicts.served_after += sum(1 for r in after if r.outcome == OK)
+        if (
+            after
+            and after[0].outcome != AUTH_EXPIRED
+            and (told_at is None or told_at > after[0].started)
+        ):
+            verdict = "late" if any(r.outcome == AUTH_EXPIRED for r in after) else "missed"
+        elif told_at is not None:
+            verdict = "told"
+        else:
+            verdict = "unexercised"
+        if verdict == "late":
+            verdicts.late += 1
+        elif verdict == "missed":
+            verdicts.missed += 1
+        elif verdict == "told":
+            verdicts.told_within_one += 1
+            verdicts.delays.append(max(0.0, told_at - rev.done))  # type: ignore[operator]
         else:
             verdicts.unexercised += 1
-        if told:
-            first = min(r.ended for r in told if r.ended is not None)
-            verdicts.delays.append(max(0.0, first - rev.done))
+        detail.update(
+            told_at=told_at,
+            requests_with_revoked_session=len(after),
+            served_after=sum(1 for r in after if r.outcome == OK),
+            verdict=verdict,
+        )
     return verdicts
+
+
+def revocation_details(
+    revocations: Sequence[Revocation],
+    requests: Sequence[RequestRecord],
+    events: Sequence[AuthEventRecord],
+    sign_ins: Sequence[SignInRecord],
+) -> list[dict[str, Any]]:
+    """Each revocation with its times and verdict (seconds into the run), for the JSON report."""
+    details = judge_revocations(revocations, requests, events, sign_ins).details
+    for detail in details:
+        for key in ("started", "done", "told_at"):
+            if detail.get(key) is not None:
+                detail[key] = round(detail[key], 3)
+    return details
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -144,6 +216,7 @@ def count(
     recorded: RecordedEffects,
     user_ids: Mapping[int, str],
     fault_windows: Sequence[tuple[float, float]] = (),
+    sign_ins: Sequence[SignInRecord] = (),
 ) -> dict[str, Any]:
     """Every figure of the report, by the definitions above. ``fault_windows`` (start, end)
     give the latency of requests that met no fault (nor its first 10 s of recovery)."""
@@ -151,17 +224,21 @@ def count(
     spurious_events = [
         e
         for e in events
-        if e.event == "NEEDS_REAUTH" and not covering(revocations, e.user, e.at, e.at)
+        if e.event == "NEEDS_REAUTH" and not covering(revocations, e.user, e.at, e.at, sign_ins)
     ]
     spurious_expired = [
         r
         for r in requests
         if r.outcome == AUTH_EXPIRED
         and not covering(
-            revocations, r.user, r.started, r.ended if r.ended is not None else r.started
+            revocations,
+            r.user,
+            r.started,
+            r.ended if r.ended is not None else r.started,
+            sign_ins,
         )
     ]
-    verdicts = judge_revocations(revocations, requests)
+    verdicts = judge_revocations(revocations, requests, events, sign_ins)
 
     posts_ok = [r for r in requests if r.kind == "post" and r.outcome == OK]
     lost_effects = [r for r in posts_ok if r.request_id not in recorded.effects]
@@ -186,7 +263,11 @@ def count(
         for r in requests
         if r.outcome == FAILED
         and not covering(
-            revocations, r.user, r.started, r.ended if r.ended is not None else r.started
+            revocations,
+            r.user,
+            r.started,
+            r.ended if r.ended is not None else r.started,
+            sign_ins,
         )
     ]
     latencies = [

@@ -50,6 +50,7 @@ from sessionkeeper.soak.records import (
     AuthEventRecord,
     RequestRecord,
     Revocation,
+    SignInRecord,
     Timeline,
 )
 
@@ -98,12 +99,12 @@ class SimUser:
     behaviour: Behaviour
     requests: list[RequestRecord]
     events: list[AuthEventRecord]
+    sign_ins: list[SignInRecord]
     rng: random.Random
     user_id: str = ""
     keeper: SessionKeeper = field(init=False)
     auth: SessionAuth = field(init=False)
     revocation: Revocation | None = None
-    reauth_sign_ins: int = 0
 
     def __post_init__(self) -> None:
         storage: SessionStorage = (
@@ -174,6 +175,7 @@ class SimUser:
         """What the app does after its sign-in prompt: the user signs in again."""
         deadline = time.monotonic() + 120.0
         delay = 0.5
+        started = self.timeline.now()
         while time.monotonic() < deadline:
             try:
                 await self.keeper.asign_in(self.email, self.password)
@@ -181,14 +183,7 @@ class SimUser:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            self.reauth_sign_ins += 1
-            revocation = self.revocation
-            if (
-                revocation is not None
-                and revocation.started is not None
-                and revocation.reauth_at is None
-            ):
-                revocation.reauth_at = self.timeline.now()
+            self.sign_ins.append(SignInRecord(self.index, started, self.timeline.now()))
             return
 
     async def _request(self, http: httpx.AsyncClient) -> None:
