@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -378,3 +379,39 @@ async def test_with_csrf_off_a_protected_route_still_renews_through_the_bridge(
     response = await g.client.post("/api/hello", headers=cookies(expired(es_key)))
     assert response.status_code == 405  # past the guard (no CSRF check asked), renewed
     assert issuer.refreshed == ["rt-1"]
+
+
+async def test_a_websocket_renewed_on_its_handshake_gets_the_new_cookies_on_accept(
+    cookie_guard: Callable[..., tuple[Guarded, ScriptedIssuer]], es_key: SigningKey
+) -> None:
+    """ASGI 2.1 lets ``websocket.accept`` carry headers: the renewed session's cookies ride on
+    the handshake's answer, so the page's next HTTP call does not spend the old refresh token."""
+    g, issuer = cookie_guard()
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept", "headers": []})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    g.guard.app = app
+    header = cookies(expired(es_key))["Cookie"]
+    scope = {
+        "type": "websocket",
+        "path": "/api/ws",
+        "scheme": "ws",
+        "headers": [
+            (b"host", b"api.test"),
+            (b"origin", APP.encode()),
+            (b"cookie", header.encode()),
+        ],
+    }
+    await g.guard(scope, receive, send)
+    assert issuer.refreshed == ["rt-1"]
+    (accept,) = sent
+    names = [v.split(b"=", 1)[0] for k, v in accept["headers"] if k == b"set-cookie"]
+    assert names == [b"sk-access-token", b"sk-refresh-token"]

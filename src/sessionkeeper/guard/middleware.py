@@ -343,7 +343,7 @@ class SessionGuard:
         self.metrics.accepted += 1
         scope[PRINCIPAL_KEY] = session.principal
         scope[AUTH_KEY] = self._accepted
-        if session.refreshed and scope["type"] == "http":
+        if session.refreshed:  # an HTTP answer, or a WebSocket's accept (ASGI 2.1 headers)
             send = _adding_headers(send, _renewed(session.set_cookies, session.principal))
         if scope["path"] == self.whoami_path and scope["type"] == "http":
             await whoami(scope, receive, send)
@@ -367,7 +367,7 @@ class SessionGuard:
             rejection = exc
         if rejection is None:
             scope[PRINCIPAL_KEY] = session.principal
-            if session.refreshed and scope["type"] == "http":
+            if session.refreshed:
                 send = _adding_headers(send, _renewed(session.set_cookies, session.principal))
         elif rejection.reason in SESSION_OVER and scope["type"] == "http":
             send = _adding_headers(send, header_pairs(self.bridge.clear_cookies(scope)))
@@ -460,10 +460,10 @@ def _renewed(cookies: list[str], principal: Principal) -> list[tuple[bytes, byte
 
 
 def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
-    """``send`` that adds ``extra`` headers to the response start."""
+    """``send`` that adds ``extra`` headers to the response start (or the WebSocket accept)."""
 
     async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
+        if message["type"] in ("http.response.start", "websocket.accept"):
             message = {**message, "headers": [*message.get("headers", ()), *extra]}
         await send(message)
 
