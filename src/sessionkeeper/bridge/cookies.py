@@ -93,9 +93,6 @@ class CookiePolicy:
     def name(self, base: str, scope: Mapping[str, Any]) -> str:
         return HOST_PREFIX + base if is_https(scope) else base
 
-    def access_cookie_name(self, scope: Mapping[str, Any]) -> str:
-        return self.name(self.access_name, scope)
-
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, scope: Mapping[str, Any]) -> CookieJar:

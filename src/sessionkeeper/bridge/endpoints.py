@@ -133,8 +133,7 @@ def _session_tokens(body: dict[str, Any]) -> tuple[str, str]:
 def _rejection_error(rejection: Rejection, *, what: str) -> BridgeError:
     if rejection.unavailable:
         return BridgeError(503, "issuer_unavailable", rejection.reason.value)
-    detail = {k: v for k, v in rejection.detail.items() if k != "origin"}
-    return BridgeError(401, what, rejection.reason.value, **detail)
+    return BridgeError(401, what, rejection.reason.value, **rejection.detail)
 
 
 class Bridge:
@@ -153,7 +152,7 @@ class Bridge:
         ]
 
     def _session_answer(
-        self, request: Request, principal: Principal, cookies: list[str], event: str | None = None
+        self, principal: Principal, cookies: list[str], event: str | None = None
     ) -> Response:
         body = user_json(principal, self.bridge.clock.now())
         if event is not None:
@@ -185,7 +184,7 @@ class Bridge:
                 "token_fingerprint": fingerprint(access),
             },
         )
-        return self._session_answer(request, principal, cookies, event)
+        return self._session_answer(principal, cookies, event)
 
     async def _adopt(
         self, request: Request, access: str, refresh: str
@@ -271,7 +270,7 @@ class Bridge:
         except BridgeError as exc:
             return _refuse(request, exc)
         cookies = bridge.store_cookies(request.scope, jar, tokens)
-        return self._session_answer(request, principal, cookies)
+        return self._session_answer(principal, cookies)
 
     async def get_session(self, request: Request) -> Response:
         bridge = self.bridge
@@ -284,7 +283,7 @@ class Bridge:
             if exc.reason in (Reason.REFRESH_REFUSED, Reason.SESSION_REVOKED):
                 clear = bridge.clear_cookies(request.scope)
             return _refuse(request, error, clear=clear)
-        return self._session_answer(request, session.principal, session.set_cookies)
+        return self._session_answer(session.principal, session.set_cookies)
 
     # -- hosted sign-in: GET /auth/login, GET /auth/callback -------------------------------
 

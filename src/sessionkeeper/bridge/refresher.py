@@ -45,8 +45,6 @@ class SingleFlightRefresher:
         self.clock = clock or SystemClock()
         self._flights: dict[str, asyncio.Future[SessionTokens]] = {}
         self._recent: OrderedDict[str, tuple[float, SessionTokens]] = OrderedDict()
-        #: Refreshes that reached the issuer (for tests and metrics).
-        self.issued = 0
 
     def _remembered(self, key: str) -> SessionTokens | None:
         entry = self._recent.get(key)
@@ -74,7 +72,6 @@ class SingleFlightRefresher:
 
     async def _fly(self, key: str, refresh_token: str) -> SessionTokens:
         try:
-            self.issued += 1
             tokens = await self.issuer.refresh(refresh_token)
             self._recent[key] = (self.clock.now(), tokens)
             while len(self._recent) > self.max_entries:

@@ -14,7 +14,6 @@ refresh ends the session (401, cookies cleared), an issuer that cannot be asked 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +31,6 @@ from sessionkeeper.guard.principal import Principal
 from sessionkeeper.guard.reasons import Reason, Rejection
 from sessionkeeper.logs import fingerprint
 from sessionkeeper.origins import AllowedOrigins
-
-log = logging.getLogger("sessionkeeper.bridge")
 
 Authenticate = Callable[[str], Awaitable[Principal]]
 
@@ -176,9 +173,6 @@ class SessionBridge:
         except Rejection:
             jar = CookieJar(None, None, None)
         return self.cookies.clear_cookies(scope, jar)
-
-    def check_csrf(self, scope: Mapping[str, Any]) -> None:
-        check_csrf(scope, self.allowed_origins)
 
 
 def request_origin(scope: Mapping[str, Any]) -> str | None:

@@ -22,6 +22,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -256,8 +257,7 @@ def _token(run: _Probe, token: str, keys: KeySet) -> None:
 def _call(run: _Probe, label: str, path: str, token: str) -> None:
     url = run.target.url(path)
     if run.cookies is not None:
-        cookie = "; ".join(f"{k}={v}" for k, v in run.cookies.items())
-        headers = {"Cookie": cookie, "Origin": run.target.cookie_origin or ""}
+        headers = _cookie_headers(run)
     else:
         headers = {"Authorization": f"Bearer {token}"}
     response = run.request("GET", url, headers=headers)
@@ -347,7 +347,7 @@ def _sign_out(run: _Probe, token: str) -> None:
 
 # -- cookie mode ------------------------------------------------------------------------------
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _BRIDGE_HINTS = {
     404: (
         "bridge_missing",
@@ -433,9 +433,18 @@ def _bridge(run: _Probe) -> None:
         )
 
 
+def _cookie_headers(run: _Probe) -> dict[str, str]:
+    """What a page on ``cookie_origin`` sends: the bridge's cookies and its ``Origin``."""
+    cookies = run.cookies or {}
+    return {
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()),
+        "Origin": run.target.cookie_origin or "",
+    }
+
+
 def _cookie_problems(base_url: str, name: str, attributes: set[str]) -> list[str]:
-    scheme = base_url.split("://", 1)[0].lower()
-    host = base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].lower()
+    parts = urlsplit(base_url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
     problems = []
     if "httponly" not in attributes:
         problems.append(f"{printable(name)} is not HttpOnly: page scripts can read the token.")
@@ -452,11 +461,9 @@ def _cookie_problems(base_url: str, name: str, attributes: set[str]) -> list[str
 
 def _bridge_sign_out(run: _Probe) -> None:
     """End the probe's session through the bridge (it clears the cookies and logs out)."""
-    assert run.cookies is not None
-    cookie = "; ".join(f"{k}={v}" for k, v in run.cookies.items())
     with contextlib.suppress(httpx.HTTPError):
         run.client.post(
             run.target.url("/auth/callback"),
             json={"event": "SIGNED_OUT"},
-            headers={"Cookie": cookie, "Origin": run.target.cookie_origin or ""},
+            headers=_cookie_headers(run),
         )

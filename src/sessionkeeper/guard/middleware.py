@@ -50,7 +50,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 if TYPE_CHECKING:
-    from sessionkeeper.bridge.session import SessionBridge
+    from sessionkeeper.bridge.session import CsrfCheck, SessionBridge
     from sessionkeeper.origins import AllowedOrigins
 
 log = logging.getLogger("sessionkeeper.guard")
@@ -232,22 +232,20 @@ class SessionGuard:
     @staticmethod
     def _csrf_from(
         bridge: SessionBridge | None, allowed: AllowedOrigins | Iterable[str] | None
-    ) -> SessionBridge:
-        """Cookie transport refuses unsafe cross-site requests (security.md): the check lives
-        on the bridge; a guard without one gets a bridge-less checker over ``allowed``."""
+    ) -> CsrfCheck:
+        """Cookie transport refuses unsafe cross-site requests (security.md) from origins not on
+        ``allowed``, by default the bridge's list (none without a bridge: every one refused)."""
         from sessionkeeper.bridge.session import CsrfCheck
         from sessionkeeper.origins import AllowedOrigins
 
-        if bridge is not None and allowed is None:
-            return bridge
         if allowed is None:
-            allowed = AllowedOrigins(())
+            allowed = bridge.allowed_origins if bridge is not None else AllowedOrigins(())
         elif not isinstance(allowed, AllowedOrigins):
             try:
                 allowed = AllowedOrigins(allowed)
             except ValueError as exc:
                 raise ConfigError(f"guard allowed_origins: {exc}") from None
-        return CsrfCheck(allowed)  # type: ignore[return-value]
+        return CsrfCheck(allowed)
 
     def is_protected(self, path: str) -> bool:
         if path in self._public_exact or path.startswith(self._public_prefixes):

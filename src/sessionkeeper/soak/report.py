@@ -226,18 +226,23 @@ def count(
         for e in events
         if e.event == "NEEDS_REAUTH" and not covering(revocations, e.user, e.at, e.at, sign_ins)
     ]
-    spurious_expired = [
-        r
-        for r in requests
-        if r.outcome == AUTH_EXPIRED
-        and not covering(
-            revocations,
-            r.user,
-            r.started,
-            r.ended if r.ended is not None else r.started,
-            sign_ins,
-        )
-    ]
+
+    def uncovered(outcome: str) -> list[RequestRecord]:
+        """Requests with ``outcome`` that no revocation of their user explains."""
+        return [
+            r
+            for r in requests
+            if r.outcome == outcome
+            and not covering(
+                revocations,
+                r.user,
+                r.started,
+                r.ended if r.ended is not None else r.started,
+                sign_ins,
+            )
+        ]
+
+    spurious_expired = uncovered(AUTH_EXPIRED)
     verdicts = judge_revocations(revocations, requests, events, sign_ins)
 
     posts_ok = [r for r in requests if r.kind == "post" and r.outcome == OK]
@@ -258,18 +263,7 @@ def count(
     )
     unknown = sum(1 for e in recorded.executions if e.request_id not in sender)
 
-    failed_uncovered = [
-        r
-        for r in requests
-        if r.outcome == FAILED
-        and not covering(
-            revocations,
-            r.user,
-            r.started,
-            r.ended if r.ended is not None else r.started,
-            sign_ins,
-        )
-    ]
+    failed_uncovered = uncovered(FAILED)
     latencies = [
         (r.ended - r.started) * 1000 for r in requests if r.outcome == OK and r.ended is not None
     ]
